@@ -1,0 +1,119 @@
+"""The ``scopeline`` command: a thin adapter from the command line to the Python API."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import ScopelineError
+
+app = typer.Typer(
+    help="Quality control and processing of cryo-EM and miniscope movies.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def friendly_errors(func: Callable) -> Callable:
+    """Bad input ends the command with one line and a non-zero exit, no traceback
+    (set SCOPELINE_DEBUG=1 to see it)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ScopelineError as exc:
+            if os.environ.get("SCOPELINE_DEBUG"):
+                raise
+            err.print(f"[bold red]error:[/] {exc.one_line()}", soft_wrap=True)
+            raise typer.Exit(2)
+        except (KeyboardInterrupt, typer.Exit):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if os.environ.get("SCOPELINE_DEBUG"):
+                raise
+            err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc} "
+                      "(set SCOPELINE_DEBUG=1 for the traceback)", soft_wrap=True)
+            raise typer.Exit(1)
+
+    return wrapper
+
+
+# Options shared by the streaming cryo-EM tools.
+WatchOpt = typer.Option(False, "--watch", help="Keep polling the input for new items until it is closed.")
+IdleOpt = typer.Option(60.0, "--idle-timeout", help="With --watch: stop after this many seconds without a new item.")
+StopOpt = typer.Option(None, "--stop-file", help="With --watch: stop once this file exists.")
+PollOpt = typer.Option(5.0, "--poll-interval", help="With --watch: seconds between polls of the input.")
+BatchOpt = typer.Option(16, "--batch-size", help="Items per processing batch.")
+SchedulerOpt = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler (default: a local cluster).")
+WorkersOpt = typer.Option(None, "--workers", help="Local Dask workers (default: one per core; 0 = no Dask, in-process).")
+
+
+def _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size):
+    from .stream import StreamOptions
+
+    return StreamOptions(watch=watch, idle_timeout=idle_timeout, stop_file=stop_file,
+                         poll_interval=poll_interval, batch_size=batch_size)
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+@app.command()
+@friendly_errors
+def dose(
+    inputs: List[str] = typer.Argument(..., help="Movie files, globs, a folder, a RELION STAR or a Scipion .sqlite."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px (default: input set, then movie header)."),
+    dose_per_frame: Optional[float] = typer.Option(None, "--dose-per-frame", help="Expected e/Å² per frame (metadata)."),
+    samples: int = typer.Option(20, "--samples", help="Movies measured before the reference dose is set."),
+    max_diff: float = typer.Option(5.0, "--max-diff", help="Accepted band around the reference dose, ± %."),
+    window: int = typer.Option(50, "--window", help="Movies per anomaly window."),
+    max_faulty: float = typer.Option(30.0, "--max-faulty", help="Warn when more than this % of a window is outside the band."),
+    gain: Optional[Path] = typer.Option(None, "--gain", help="Gain reference (MRC/TIFF) multiplied into frames."),
+    watch: bool = WatchOpt, idle_timeout: float = IdleOpt, stop_file: Optional[Path] = StopOpt,
+    poll_interval: float = PollOpt, batch_size: int = BatchOpt,
+    scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = WorkersOpt,
+):
+    """Estimate each movie's dose, set a reference, accept or discard movies, warn on anomalies."""
+    from .cryoem.dose import DoseParams
+    from .cryoem.dose_analysis import run_dose
+
+    params = DoseParams(pixel_size=pixel_size, dose_per_frame=dose_per_frame, samples=samples,
+                        max_diff=max_diff, window=window, max_faulty=max_faulty, gain=gain)
+    summary = run_dose(inputs, out_dir, params,
+                       _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size),
+                       scheduler=scheduler, workers=workers, warn=_warn)
+    ref = summary["reference_dose"]
+    out.print(f"reference dose {ref:.4g} e/Å²/frame ({summary['reference_source']})" if ref else "no reference dose (no movie measured)")
+    out.print(f"accepted {summary['n_accepted']}, discarded {summary['n_discarded']}, "
+              f"failed {summary['n_failed']}; outputs in {out_dir}")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out_dir: Path = typer.Option(Path("scopeline-demo"), "--out", help="Folder for the demo data and outputs."),
+    workers: Optional[int] = typer.Option(2, "--workers", help="Local Dask workers."),
+):
+    """Generate small synthetic data and run every tool on it."""
+    from .demo import run_demo
+
+    for line in run_demo(out_dir, workers=workers, echo=out.print):
+        out.print(line)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Parameters of the miniscope pipeline: one pydantic model per step, documented defaults.
+
+``MiniscopeParams`` holds one field per step, named like the step. The CNMF steps' models
+come from ``params_cnmf.py`` when that module is present. The whole set saves to and
+loads from one JSON file (``save_params`` / ``load_params``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from ..errors import ConfigError, InputError
+from ..io.atomic import write_json
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ConfigParams(_Params):
+    """Step 1 -- project configuration. Ids are free text (not only numeric)."""
+
+    animal_id: str = Field("animal", min_length=1, description="animal identifier (any text)")
+    session_id: str = Field("session", min_length=1, description="session identifier (any text)")
+    fps: float = Field(30.0, gt=0, description="frame rate of the recording (frames/s)")
+    input_dir: str | None = Field(None, description="folder with the videos (set from the command line)")
+    output_dir: str | None = Field(None, description="output folder (set from the command line)")
+
+
+class LoadParams(_Params):
+    """Step 2a -- file matching, downsampling, line-splitting detection."""
+
+    pattern: str = Field(r"\.avi$", description="regular expression searched in each file name")
+    downsample_space: int = Field(1, ge=1, description="spatial downsampling factor (1 = none)")
+    downsample_time: int = Field(1, ge=1, description="temporal downsampling factor (1 = none)")
+    downsample_method: Literal["subset", "mean"] = Field("subset", description="keep every n-th / average n")
+    line_split: bool = Field(False, description="detect and remove line-splitting frames")
+    line_split_method: Literal["left_edge", "robust"] = Field(
+        "robust",
+        description="left_edge: the guide's rule (left-edge mean > mean + k std); "
+        "robust: left-edge excess over the frame's interior, median + k MAD",
+    )
+    line_split_width: int = Field(20, ge=1, description="width (px) of the left edge examined")
+    line_split_threshold: float = Field(
+        2.0, gt=0, description="k for left_edge (standard deviations); robust uses line_split_robust_k"
+    )
+    line_split_robust_k: float = Field(8.0, gt=0, description="k for robust (scaled MADs)")
+    chunk_frames: int = Field(100, ge=1, description="frames per chunk read, processed and stored")
+
+
+class PreprocessParams(_Params):
+    """Step 2b -- denoising and background removal (per frame)."""
+
+    denoise: Literal["median", "gaussian", "bilateral", "anisotropic", "none"] = "median"
+    denoise_size: int = Field(7, ge=1, description="kernel size (px, odd) of median / gaussian / bilateral")
+    gaussian_sigma: float = Field(0.0, ge=0, description="sigma of the gaussian (0 = from denoise_size)")
+    bilateral_sigma_color: float = Field(25.0, gt=0, description="intensity sigma of the bilateral filter")
+    bilateral_sigma_space: float = Field(5.0, gt=0, description="spatial sigma of the bilateral filter")
+    anisotropic_iterations: int = Field(5, ge=1, description="Perona-Malik iterations")
+    anisotropic_kappa: float = Field(20.0, gt=0, description="Perona-Malik edge threshold (intensity)")
+    anisotropic_gamma: float = Field(0.2, gt=0, le=0.25, description="Perona-Malik step size")
+    background: Literal["tophat", "uniform", "none"] = "tophat"
+    background_size: int = Field(15, ge=1, description="tophat disk radius / uniform window (px)")
+
+    @model_validator(mode="after")
+    def _odd_kernel(self) -> "PreprocessParams":
+        if self.denoise in ("median", "gaussian") and self.denoise_size % 2 == 0:
+            raise ValueError("denoise_size must be odd for median and gaussian denoising")
+        return self
+
+
+class MotionParams(_Params):
+    """Steps 2c-2e -- motion estimation and correction, frame QC, validation."""
+
+    max_shift: int = Field(20, ge=1, description="largest shift searched (px); jumps must be below it")
+    upsample: int = Field(20, ge=1, description="sub-pixel precision 1/upsample px")
+    template_frames: int = Field(50, ge=1, description="frames averaged into each chunk template")
+    mesh: tuple[int, int] | None = Field(None, description="non-rigid mesh of control points, e.g. (5, 5)")
+    qc: bool = Field(True, description="drop frames whose motion is an outlier")
+    qc_threshold: float = Field(5.0, gt=0, description="k: drop frames with motion > mean + k std")
+    qc_min_motion: float = Field(2.0, ge=0, description="never drop frames moving less than this (px)")
+    fill_value: float = Field(0.0, description="value for pixels shifted in from outside / NaN")
+    validate_output: bool = Field(True, description="check the corrected data for NaN/Inf and range")
+
+    @model_validator(mode="after")
+    def _mesh(self) -> "MotionParams":
+        if self.mesh is not None and min(self.mesh) < 2:
+            raise ValueError("mesh needs at least 2 control points per axis")
+        return self
+
+
+class CropParams(_Params):
+    """Step 3a -- crop to the imaging field."""
+
+    shape: Literal["circle", "rectangle", "none"] = "circle"
+    auto_center: bool = Field(True, description="centre on the bright imaging field of the mean frame")
+    radius_factor: float = Field(1.0, gt=0, description="scale of the detected field radius")
+    center_offset: tuple[int, int] = Field((0, 0), description="(dy, dx) added to the centre (px)")
+    radius: float | None = Field(None, gt=0, description="fixed radius (px) instead of the detected one")
+    rectangle: tuple[int, int, int, int] | None = Field(
+        None, description="(y0, y1, x0, x1) for shape='rectangle'; None = detected field box"
+    )
+    field_threshold: float = Field(0.5, gt=0, lt=1, description="field = mean frame above this x its max")
+    chunk_frames: int = Field(100, ge=1, description="frames per stored chunk of Y")
+
+
+class InitParams(_Params):
+    """Step 3b -- NNDSVD initialisation."""
+
+    n_components: int = Field(30, ge=2, description="components kept (0 = background)")
+    power_iterations: int = Field(5, ge=0, description="power iterations of the randomized SVD")
+    sparsity_threshold: float = Field(0.05, ge=0, lt=1, description="zero values below this x component max")
+    spatial_regularization: float = Field(1.0, ge=0, description="gaussian sigma (px) smoothing components")
+    chunk_frames: int = Field(500, ge=1, description="frames per chunk of the SVD passes")
+    seed: int = 0
+
+
+class DetectParams(_Params):
+    """Step 4 -- watershed search (4a/4b), spatial merge (4c), traces (4d), A/C (4e),
+    cleaning (4f) and temporal merge (4g)."""
+
+    min_distances: list[int] = Field([10, 20, 30], description="4a: min peak distances tried (px)")
+    threshold_rels: list[float] = Field([0.1, 0.2], description="4a: relative peak thresholds tried")
+    sigmas: list[float] = Field([1.0, 2.0], description="4a: smoothing sigmas tried (px)")
+    sample_size: int = Field(20, ge=1, description="4a: components used in the search")
+    use_summary_image: bool = Field(
+        True, description="also segment the max-minus-mean projection (catches neurons NNDSVD mixes)"
+    )
+    min_region_size: int = Field(9, ge=1, description="4b: smallest region kept (px)")
+    max_region_size: int = Field(1000, ge=1, description="4a: regions above this are implausible (px)")
+    merge_distance: float = Field(25.0, ge=0, description="4c: max centre distance for merging (px)")
+    merge_size_ratio: float = Field(5.0, ge=1, description="4c: max size ratio for merging")
+    merge_min_overlap: float = Field(0.5, ge=0, le=1, description="4c: overlap (of the smaller) needed to merge")
+    min_component_size: int = Field(9, ge=1, description="4c: components smaller than this are removed (px)")
+    batch_size: int = Field(10, ge=1, description="4d: components per batch")
+    frame_chunk: int = Field(10000, ge=1, description="4d: frames per chunk")
+    component_limit: int | None = Field(None, ge=1, description="4d: only the first n components (testing)")
+    normalize: Literal["max", "l1", "l2", "none"] = Field("max", description="4e: footprint normalisation")
+    flat_tolerance: float = Field(1e-6, ge=0, description="4f: traces with std below this are flat")
+    temporal_corr_threshold: float = Field(0.75, ge=-1, le=1, description="4g: trace correlation to merge")
+    spatial_overlap_threshold: float = Field(0.3, ge=0, le=1, description="4g: footprint overlap to merge")
+
+
+CORE_STEP_PARAMS: dict[str, type[BaseModel]] = {
+    "config": ConfigParams,
+    "load": LoadParams,
+    "preprocess": PreprocessParams,
+    "motion": MotionParams,
+    "crop": CropParams,
+    "init": InitParams,
+    "detect": DetectParams,
+}
+
+
+def _cnmf_step_params() -> dict[str, type[BaseModel]]:
+    try:
+        from . import params_cnmf
+    except ImportError:
+        return {}
+    mapping = getattr(params_cnmf, "CNMF_STEP_PARAMS", None)
+    if mapping is None:
+        names = {"noise": "NoiseParams", "cnmf_temporal": "TemporalParams",
+                 "cnmf_spatial": "SpatialParams", "export": "ExportParams"}
+        mapping = {step: getattr(params_cnmf, cls) for step, cls in names.items() if hasattr(params_cnmf, cls)}
+    return dict(mapping)
+
+
+STEP_PARAMS: dict[str, type[BaseModel]] = {**CORE_STEP_PARAMS, **_cnmf_step_params()}
+
+MiniscopeParams = create_model(
+    "MiniscopeParams",
+    __base__=_Params,
+    __doc__="Every parameter of the miniscope pipeline, one field per step.",
+    **{name: (model, Field(default_factory=model)) for name, model in STEP_PARAMS.items()},
+)
+
+
+def save_params(params: BaseModel, path: str | Path) -> None:
+    """Write the whole parameter set as JSON (atomically)."""
+    write_json(path, params.model_dump(mode="json"))
+
+
+def load_params(path: str | Path) -> BaseModel:
+    """Read a parameter JSON; missing steps/fields take their defaults, unknown ones fail."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "parameter file not found") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON parameter file ({exc})") from None
+    try:
+        return MiniscopeParams.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(path, f"invalid parameter {where}: {first['msg']}",
+                          "compare with `write_default_params` output") from None

@@ -1,0 +1,152 @@
+"""Parameters of the CNMF half of the miniscope pipeline (guide steps 5-8).
+
+Defaults are the ones documented in the MPS guide where it gives one; where it does not,
+the default is stated in the field's description and in docs/miniscope_cnmf.md.
+Penalties and thresholds that depend on the data's scale are expressed in units of the
+estimated noise standard deviation, so the same values work across recordings.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NoiseParams(_Params):
+    """Step ``noise`` -- 5a (per-pixel noise) and 5b (validation and size filter)."""
+
+    noise_scaling: float = Field(1.5, gt=0, description="factor applied to the noise estimate in bright pixels")
+    smoothing_sigma: float = Field(1.0, ge=0, description="Gaussian sigma (px) smoothing the noise map; 0 = off")
+    background_threshold: Literal["mean", "median", "custom"] = Field(
+        "mean", description="pixels brighter than this statistic of the mean frame count as bright"
+    )
+    custom_threshold: float | None = Field(None, description="intensity threshold when background_threshold='custom'")
+    frequency_range: tuple[float, float] = Field(
+        (0.25, 0.5), description="band of the power spectrum (fraction of the sampling rate) holding only noise"
+    )
+    chunk_frames: int = Field(512, ge=16, description="frames per Welch segment when estimating the spectrum")
+    check_nan: bool = Field(True, description="fail on NaN/Inf in footprints, traces or the noise map")
+    full_stats: bool = Field(True, description="record per-component statistics")
+    min_size: int = Field(10, ge=0, description="smallest footprint kept (pixels)")
+    max_size: int = Field(1000, ge=1, description="largest footprint kept (pixels)")
+
+    @model_validator(mode="after")
+    def _custom_needs_value(self) -> "NoiseParams":
+        if self.background_threshold == "custom" and self.custom_threshold is None:
+            raise ValueError("background_threshold='custom' needs custom_threshold")
+        if self.min_size > self.max_size:
+            raise ValueError("min_size must not exceed max_size")
+        lo, hi = self.frequency_range
+        if not 0 < lo < hi <= 0.5:
+            raise ValueError("frequency_range must satisfy 0 < low < high <= 0.5")
+        return self
+
+
+class TemporalParams(_Params):
+    """Step ``cnmf_temporal`` -- 6a-6e (the update settings are reused by 8b): YrA, its validation, suggestions, temporal update, filter."""
+
+    # 6a YrA
+    subtract_background: bool = Field(True, description="subtract b f before projecting")
+    use_float32: bool = Field(True, description="compute YrA in float32")
+    fix_nan: bool = Field(True, description="replace NaN in the movie by 0 before projecting")
+    frame_chunk: int = Field(1000, ge=1, description="frames per chunk when projecting the movie")
+    # 6b validation
+    validation_units: int = Field(5, ge=0, description="units sampled for the YrA check")
+    validation_frames: Literal["random", "start", "middle", "end"] = "random"
+    validation_n_frames: int = Field(1000, ge=1)
+    # 6c suggestions
+    auto_suggest: bool = Field(True, description="replace p, sparse_penalty and zero_threshold by data-driven values")
+    # 6d update
+    ar_order: Literal[1, 2] = Field(2, description="order p of the autoregressive calcium model")
+    sparse_penalty: float = Field(
+        1.0, ge=0, description="L1 weight on spikes, in units of each trace's noise standard deviation"
+    )
+    zero_threshold: float = Field(
+        0.0, ge=0, description="spikes below this many noise standard deviations are set to zero"
+    )
+    max_iterations: int = Field(500, ge=1, description="iteration limit of the deconvolution solver")
+    tolerance: float = Field(1e-9, gt=0, description="relative KKT tolerance of the deconvolution solver")
+    chunk_size: int = Field(5000, ge=10, description="frames per temporal chunk")
+    overlap: int = Field(100, ge=0, description="frames shared by neighbouring chunks; stitched at the middle")
+    # 6e filter
+    min_spike_sum: float = Field(1e-6, ge=0)
+    min_calcium_variance: float = Field(1e-6, ge=0)
+    min_spatial_sum: float = Field(1e-6, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> "TemporalParams":
+        if 2 * self.overlap >= self.chunk_size:
+            raise ValueError("overlap must be less than half of chunk_size")
+        return self
+
+
+class SpatialParams(_Params):
+    """Step ``cnmf_spatial`` -- 7a-7f: dilation, clustering, bounding boxes, suggestions, LASSO update, merge."""
+
+    # 7a dilation
+    dilation_window: int = Field(3, ge=0, description="radius (px) of the dilation disk")
+    dilation_threshold: float = Field(0.1, ge=0, le=1, description="only pixels above this fraction of the max are dilated")
+    # 7b clustering
+    max_cluster_size: int = Field(10, ge=1)
+    min_area: int = Field(1, ge=0, description="components smaller than this (px) are clustered alone")
+    min_intensity: float = Field(0.0, ge=0, description="components dimmer than this (max value) are clustered alone")
+    overlap_threshold: float = Field(0.2, ge=0, le=1, description="dilated overlap (fraction of the smaller) linking two components")
+    # 7c bounding boxes
+    bbox_dilation_radius: int = Field(10, ge=0)
+    bbox_padding: int = Field(20, ge=0)
+    bbox_min_size: int = Field(40, ge=1)
+    bbox_intensity_threshold: float = Field(0.05, ge=0, le=1)
+    # 7d suggestions
+    auto_suggest: bool = Field(True, description="replace min_std and the penalty range by data-driven values")
+    # 7e update
+    min_penalty: float = Field(
+        1.0, ge=0, description="LASSO penalty (noise standard deviations) on a unit's core pixels"
+    )
+    max_penalty: float = Field(
+        4.0, ge=0, description="LASSO penalty (noise standard deviations) at the rim of a unit's dilated support"
+    )
+    min_std: float = Field(0.0, ge=0, description="pixels whose temporal std is below this are left out of the update")
+    lasso_iterations: int = Field(200, ge=1, description="coordinate-descent sweeps per tile")
+    # 7f merge
+    smoothing: bool = Field(False, description="Gaussian-smooth the merged footprints")
+    smoothing_sigma: float = Field(1.0, ge=0)
+    handle_overlaps: bool = Field(True, description="a pixel in several tiles takes its value from the tile where it is most central")
+    save_both: bool = Field(True, description="keep the raw and the smoothed footprints")
+
+    @model_validator(mode="after")
+    def _penalty_range(self) -> "SpatialParams":
+        if self.min_penalty > self.max_penalty:
+            raise ValueError("min_penalty must not exceed max_penalty")
+        return self
+
+
+class ExportParams(_Params):
+    """Step ``export`` -- 8a-8c: final YrA and temporal update with the refined footprints, final
+    filtering and export. The AR order and penalties are those step 6 settled on."""
+
+    include_background: bool = Field(True, description="subtract the background b f before the final YrA")
+    chunk_size: int = Field(5000, ge=10, description="frames per temporal chunk")
+    overlap: int = Field(100, ge=0, description="frames shared by neighbouring chunks")
+    # 8c filtering
+    min_size: int = Field(10, ge=0, description="smallest final footprint (pixels above 10% of its max)")
+    min_snr: float = Field(2.0, ge=0, description="smallest peak of C over the trace's noise std")
+    min_correlation: float = Field(0.0, ge=-1, le=1, description="smallest correlation of a unit's YrA with its C")
+    # export
+    formats: list[Literal["numpy", "zarr", "json", "pickle", "nwb"]] = Field(
+        default_factory=lambda: ["numpy", "zarr", "json", "pickle", "nwb"]
+    )
+    n_example_traces: int = Field(8, ge=0, description="traces drawn in the report")
+    session_description: str = "miniscope recording processed by scopeline"
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> "ExportParams":
+        if 2 * self.overlap >= self.chunk_size:
+            raise ValueError("overlap must be less than half of chunk_size")
+        if "numpy" not in self.formats:
+            raise ValueError("formats must include 'numpy' (OUT/export/*.npy is the documented output)")
+        return self

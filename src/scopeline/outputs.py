@@ -1,0 +1,70 @@
+"""The output shape every cryo-EM tool shares: a table of measurements, one row per input
+item, and the input items split into accepted / discarded / failed STAR sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from .io.atomic import atomic_write
+from .io.star import write_star
+
+STATUSES = ("accepted", "discarded", "failed")
+
+
+def write_table(path: str | Path, records: Sequence[dict], columns: Sequence[str]) -> pd.DataFrame:
+    """CSV with exactly ``columns`` (missing values left empty), written atomically."""
+    df = pd.DataFrame([{c: r.get(c) for c in columns} for r in records], columns=list(columns))
+    with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
+        df.to_csv(handle, index=False)
+    return df
+
+
+def write_status_sets(
+    out_dir: str | Path,
+    records: Sequence[dict],
+    prefix: str,
+    block: str,
+    optics: pd.DataFrame | None = None,
+    extra_labels: dict[str, str] | None = None,
+    row_key: str = "row",
+    statuses: Iterable[str] = STATUSES,
+    name_label: str = "rlnMicrographMovieName",
+) -> dict[str, int]:
+    """Write ``{prefix}_{status}.star`` for each status; return the counts.
+
+    Each record's input row (``record[row_key]``, a dict of STAR labels) is written as-is,
+    plus the measurements named in ``extra_labels`` (record field -> STAR label). When the
+    input had an optics table, it is written as ``data_optics`` so RELION 3.1+ reads the set.
+    Empty sets are valid STAR files with the column labels and no rows.
+    """
+    extra_labels = extra_labels or {}
+    counts = {}
+    all_columns: list[str] = []
+    for r in records:
+        for label in (r.get(row_key) or {name_label: r["key"]}):
+            if label not in all_columns:
+                all_columns.append(label)
+    if not all_columns:
+        all_columns = [name_label]
+    columns = all_columns + [l for l in extra_labels.values() if l not in all_columns]
+    for status in statuses:
+        rows = []
+        for r in records:
+            if r.get("status") != status:
+                continue
+            row = dict(r.get(row_key) or {name_label: r["key"]})
+            for field, label in extra_labels.items():
+                value = r.get(field)
+                row[label] = value if value is not None else float("nan")
+            rows.append(row)
+        df = pd.DataFrame(rows, columns=columns)
+        blocks = {}
+        if optics is not None and len(optics):
+            blocks["optics"] = optics
+        blocks[block] = df
+        write_star(Path(out_dir) / f"{prefix}_{status}.star", blocks)
+        counts[status] = len(rows)
+    return counts
