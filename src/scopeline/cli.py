@@ -54,6 +54,7 @@ PollOpt = typer.Option(5.0, "--poll-interval", help="With --watch: seconds betwe
 BatchOpt = typer.Option(16, "--batch-size", help="Items per processing batch.")
 SchedulerOpt = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler (default: a local cluster).")
 WorkersOpt = typer.Option(None, "--workers", help="Local Dask workers (default: one per core; 0 = no Dask, in-process).")
+MinAgeOpt = typer.Option(None, "--min-file-age", help="Skip files modified less than this many seconds ago (still being written); default 10 with --watch, else 0.")
 
 
 def _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size):
@@ -82,6 +83,7 @@ def dose(
     watch: bool = WatchOpt, idle_timeout: float = IdleOpt, stop_file: Optional[Path] = StopOpt,
     poll_interval: float = PollOpt, batch_size: int = BatchOpt,
     scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = WorkersOpt,
+    min_file_age: Optional[float] = MinAgeOpt,
 ):
     """Estimate each movie's dose, set a reference, accept or discard movies, warn on anomalies."""
     from .cryoem.dose import DoseParams
@@ -91,7 +93,7 @@ def dose(
                         max_diff=max_diff, window=window, max_faulty=max_faulty, gain=gain)
     summary = run_dose(inputs, out_dir, params,
                        _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size),
-                       scheduler=scheduler, workers=workers, warn=_warn)
+                       scheduler=scheduler, workers=workers, warn=_warn, min_file_age=min_file_age)
     ref = summary["reference_dose"]
     out.print(f"reference dose {ref:.4g} e/Å²/frame ({summary['reference_source']})" if ref else "no reference dose (no movie measured)")
     out.print(f"accepted {summary['n_accepted']}, discarded {summary['n_discarded']}, "

@@ -183,6 +183,9 @@ def movie_set(inputs: Sequence[str | Path], extensions: Sequence[str] = MOVIE_EX
                      and not p.name.startswith(".")]
             items += items_from_paths(sorted(found, key=lambda p: natural_key(p.name)), min_age)
         elif path.exists():
+            if path.suffix.lower() not in extensions:
+                raise InputError(path, f"unknown movie format '{path.suffix}'",
+                                 "give " + ", ".join(extensions) + " files, a folder, a STAR or a .sqlite")
             items += items_from_paths([path], 0.0)
         elif glob.has_magic(text):
             found = [Path(p) for p in glob.glob(text, recursive=True)]
