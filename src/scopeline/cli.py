@@ -80,6 +80,7 @@ def dose(
     window: int = typer.Option(50, "--window", help="Movies per anomaly window."),
     max_faulty: float = typer.Option(30.0, "--max-faulty", help="Warn when more than this % of a window is outside the band."),
     gain: Optional[Path] = typer.Option(None, "--gain", help="Gain reference (MRC/TIFF) multiplied into frames."),
+    eer_fractions: Optional[int] = typer.Option(None, "--eer-fractions", help="EER: sum raw frames into this many fractions (dose is per fraction; default 40, or the nearest divisor)."),
     watch: bool = WatchOpt, idle_timeout: float = IdleOpt, stop_file: Optional[Path] = StopOpt,
     poll_interval: float = PollOpt, batch_size: int = BatchOpt,
     scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = WorkersOpt,
@@ -90,7 +91,7 @@ def dose(
     from .cryoem.dose_analysis import run_dose
 
     params = DoseParams(pixel_size=pixel_size, dose_per_frame=dose_per_frame, samples=samples,
-                        max_diff=max_diff, window=window, max_faulty=max_faulty, gain=gain)
+                        max_diff=max_diff, window=window, max_faulty=max_faulty, gain=gain, eer_fractions=eer_fractions)
     summary = run_dose(inputs, out_dir, params,
                        _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size),
                        scheduler=scheduler, workers=workers, warn=_warn, min_file_age=min_file_age)

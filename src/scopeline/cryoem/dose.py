@@ -33,6 +33,7 @@ class DoseParams(BaseModel):
     max_faulty: float = Field(30.0, ge=0, le=100, description="warn when more than this % of a window is outside the band")
     metadata_tolerance: float = Field(2.0, ge=0, description="metadata dose used when within this % of the measured median")
     gain: Path | None = Field(None, description="gain reference multiplied into every frame")
+    eer_fractions: int | None = Field(None, ge=1, description="EER: raw frames are summed into this many fractions (the dose is per fraction)")
 
 
 # --------------------------------------------------------------------------- measuring
@@ -63,13 +64,14 @@ def dose_statistics(frame_doses: Sequence[float]) -> dict:
     }
 
 
-def measure_movie_dose(movie, pixel_size: float | None = None, gain=None) -> dict:
+def measure_movie_dose(movie, pixel_size: float | None = None, gain=None,
+                       eer_fractions: int | None = None) -> dict:
     """Measure one movie (a path or an open ``Movie``): dose statistics of the sampled
     frames, the frame count and the pixel size used. Raises ``InputError`` on bad input."""
     from ..io.movies import open_movie
 
     own = not hasattr(movie, "frame_mean")
-    mv = open_movie(movie, gain=gain) if own else movie
+    mv = open_movie(movie, gain=gain, eer_fractions=eer_fractions) if own else movie
     try:
         px = pixel_size or mv.pixel_size
         if not px:

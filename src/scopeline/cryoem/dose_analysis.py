@@ -32,11 +32,12 @@ STAR_LABELS = {  # measurements added to the output movie sets
 PLOT_INTERVAL_S = 30.0
 
 
-def measure_item(key: str, name: str, pixel_size: float | None, gain: str | None) -> dict:
+def measure_item(key: str, name: str, pixel_size: float | None, gain: str | None,
+                 eer_fractions: int | None = None) -> dict:
     """Journal record for one movie; never raises (a bad movie is a ``failed`` record)."""
     record = {"key": key, "movie": name}
     try:
-        stats = measure_movie_dose(key, pixel_size=pixel_size, gain=gain)
+        stats = measure_movie_dose(key, pixel_size=pixel_size, gain=gain, eer_fractions=eer_fractions)
     except Exception as exc:  # noqa: BLE001 - every problem becomes the item's error
         return {**record, "status": "failed", "error": describe(exc, key)}
     doses = stats.pop("frame_doses")
@@ -163,7 +164,8 @@ def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DosePara
 
     def measure_batch(batch: list[Item], mapper) -> list[dict]:
         args = [(it.key, it.row.get("rlnMicrographMovieName", it.key),
-                 params.pixel_size or it.meta.get("pixel_size"), gain) for it in batch]
+                 params.pixel_size or it.meta.get("pixel_size"), gain, params.eer_fractions)
+                for it in batch]
         records = mapper(measure_item, args)
         for rec, it in zip(records, batch):
             rec["row"] = it.row
