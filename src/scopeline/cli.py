@@ -103,6 +103,38 @@ def dose(
 
 @app.command()
 @friendly_errors
+def maxshift(
+    inputs: List[str] = typer.Argument(..., help="RELION corrected_micrographs.star, motion STARs, MotionCor2 *-Full.log files, a CSV (movie,frame,x,y), a Scipion .sqlite, folders or globs."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the shifts (default: from the files)."),
+    rejection: str = typer.Option("or", "--rejection", help="Reject by: frame | movie | and | or."),
+    max_frame_shift: float = typer.Option(10.0, "--max-frame-shift", help="Largest allowed step between consecutive frames (Å)."),
+    max_movie_shift: float = typer.Option(45.0, "--max-movie-shift", help="Largest allowed total path (Å)."),
+    early_dose: float = typer.Option(4.0, "--early-dose", help="Cumulative dose (e/Å²) up to which motion counts as early."),
+    max_early_shift: Optional[float] = typer.Option(None, "--max-early-shift", help="Also reject movies whose early motion exceeds this (Å)."),
+    dose_per_frame: Optional[float] = typer.Option(None, "--dose-per-frame", help="e/Å² per frame when the files do not say (for early/late)."),
+    micrographs: Optional[Path] = typer.Option(None, "--micrographs", help="STAR of micrographs to split with the movie decisions."),
+    watch: bool = WatchOpt, idle_timeout: float = IdleOpt, stop_file: Optional[Path] = StopOpt,
+    poll_interval: float = PollOpt, batch_size: int = BatchOpt,
+    scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = WorkersOpt,
+    min_file_age: Optional[float] = MinAgeOpt,
+):
+    """Reject aligned movies whose frame-to-frame jumps or total drift exceed limits."""
+    from .cryoem.maxshift import MaxShiftParams, run_maxshift
+
+    params = MaxShiftParams(rejection=rejection, max_frame_shift=max_frame_shift,
+                            max_movie_shift=max_movie_shift, early_dose=early_dose,
+                            max_early_shift=max_early_shift, pixel_size=pixel_size,
+                            dose_per_frame=dose_per_frame)
+    summary = run_maxshift(inputs, out_dir, params, micrographs=micrographs,
+                           stream_options=_stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size),
+                           scheduler=scheduler, workers=workers, min_file_age=min_file_age, warn=_warn)
+    out.print(", ".join(f"{k.removeprefix('n_')} {v}" for k, v in summary.items()
+                        if k.startswith("n_") and isinstance(v, int)) + f"; outputs in {out_dir}")
+
+
+@app.command()
+@friendly_errors
 def demo(
     out_dir: Path = typer.Option(Path("scopeline-demo"), "--out", help="Folder for the demo data and outputs."),
     workers: Optional[int] = typer.Option(2, "--workers", help="Local Dask workers."),
