@@ -38,7 +38,7 @@ def dask_client(
         threads_per_worker=threads_per_worker,
         processes=processes,
         memory_limit=memory_limit or "auto",
-        dashboard_address=None,
+        dashboard_address=":0",
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)

@@ -6,6 +6,7 @@ journal after each batch (see :mod:`scopeline.stream`), so a killed run resumes 
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,12 +33,21 @@ STAR_LABELS = {  # measurements added to the output movie sets
 PLOT_INTERVAL_S = 30.0
 
 
+@functools.lru_cache(maxsize=2)
+def _gain(path: str | None):
+    """The gain reference, read once per worker process rather than once per movie."""
+    from ..io.movies import read_gain
+
+    return None if path is None else read_gain(path)
+
+
 def measure_item(key: str, name: str, pixel_size: float | None, gain: str | None,
                  eer_fractions: int | None = None) -> dict:
     """Journal record for one movie; never raises (a bad movie is a ``failed`` record)."""
     record = {"key": key, "movie": name}
     try:
-        stats = measure_movie_dose(key, pixel_size=pixel_size, gain=gain, eer_fractions=eer_fractions)
+        stats = measure_movie_dose(key, pixel_size=pixel_size, gain=_gain(gain),
+                                   eer_fractions=eer_fractions)
     except Exception as exc:  # noqa: BLE001 - every problem becomes the item's error
         return {**record, "status": "failed", "error": describe(exc, key)}
     doses = stats.pop("frame_doses")
