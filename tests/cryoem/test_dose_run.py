@@ -180,3 +180,20 @@ def test_cli_bad_input_one_line_no_traceback(tmp_path):
     r = _cli("dose", tmp_path / "nopix.mrc", "--out", tmp_path / "o", "--workers", "0")
     assert r.returncode != 0 and "nopix.mrc" in r.stderr and "--pixel-size" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_gain_reference_applied(tmp_path):
+    from scopeline.cryoem.simulate import simulate_counting_movie, write_mrc_movie, write_tiff_movie
+
+    rng = np.random.default_rng(3)
+    gain = rng.uniform(0.5, 1.5, size=(128, 128)).astype(np.float32)
+    (tmp_path / "m").mkdir()
+    for i in range(3):
+        stack = simulate_counting_movie((128, 128), 4, 2.0 * PIXEL**2, rng, gain=gain)
+        write_tiff_movie(tmp_path / "m" / f"g{i}.tiff", stack, PIXEL, compression="lzw")
+    write_mrc_movie(tmp_path / "gain.mrc", gain[None], PIXEL)
+    with_gain = run_dose([tmp_path / "m"], tmp_path / "a", DoseParams(samples=3, pixel_size=PIXEL,
+                                                                        gain=tmp_path / "gain.mrc"), workers=0)
+    without = run_dose([tmp_path / "m"], tmp_path / "b", DoseParams(samples=3, pixel_size=PIXEL), workers=0)
+    assert with_gain["reference_dose"] == pytest.approx(2.0, rel=0.01)
+    assert abs(without["reference_dose"] - 2.0) / 2.0 > 0.02  # raw counts are biased by the gain
