@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .io.atomic import atomic_write
@@ -17,6 +18,10 @@ STATUSES = ("accepted", "discarded", "failed")
 def write_table(path: str | Path, records: Sequence[dict], columns: Sequence[str]) -> pd.DataFrame:
     """CSV with exactly ``columns`` (missing values left empty), written atomically."""
     df = pd.DataFrame([{c: r.get(c) for c in columns} for r in records], columns=list(columns))
+    for c in df.columns:  # integer columns with gaps stay integers (24, not 24.0)
+        values = [r.get(c) for r in records if r.get(c) is not None]
+        if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            df[c] = df[c].astype("Int64")
     with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
         df.to_csv(handle, index=False)
     return df

@@ -41,7 +41,7 @@ class ItemSet:
     sources: list[str] = field(default_factory=list)
 
 
-def _resolve(name: str, star_path: Path) -> Path:
+def resolve_relion_path(name: str, star_path: Path) -> Path:
     """RELION paths are relative to the project folder: try the working directory, then the
     STAR file's folder and its parents (``Import/job001/movies.star`` lives 2 levels down)."""
     p = Path(name)
@@ -90,7 +90,7 @@ def items_from_star(path: str | Path, label: str = MOVIE_LABEL) -> ItemSet:
         for key in ("rlnMicrographOriginalPixelSize", "rlnMicrographPixelSize", "rlnPixelSize"):
             pixel_size = pixel_size or _float_or_none(merged.get(key))
         dose = _float_or_none(merged.get("rlnMicrographDoseRate"))
-        items.append(Item(key=str(_resolve(str(row[label]), path)), row=row,
+        items.append(Item(key=str(resolve_relion_path(str(row[label]), path)), row=row,
                           meta={"pixel_size": pixel_size, "dose_per_frame": dose}))
     return ItemSet(items=items, optics=optics, block=block_name, sources=[str(path)])
 
@@ -136,7 +136,7 @@ def items_from_scipion(path: str | Path) -> ItemSet:
         filename = str(obj["_filename"])
         pixel_size = _float_or_none(obj.get("_samplingRate")) or set_pixel
         dose = _float_or_none(obj.get("_acquisition._dosePerFrame")) or set_dose
-        items.append(Item(key=str(_resolve(filename, path)), row={MOVIE_LABEL: filename},
+        items.append(Item(key=str(resolve_relion_path(filename, path)), row={MOVIE_LABEL: filename},
                           meta={"pixel_size": pixel_size, "dose_per_frame": dose,
                                 "scipion": obj.to_dict()}))
     return ItemSet(items=items, sources=[str(path)])
@@ -196,5 +196,5 @@ def movie_set(inputs: Sequence[str | Path], extensions: Sequence[str] = MOVIE_EX
     return ItemSet(items=unique, optics=optics, block=block, sources=[str(i) for i in inputs])
 
 
-__all__ = ["ItemSet", "movie_set", "items_from_star", "items_from_scipion", "read_scipion_set",
+__all__ = ["ItemSet", "resolve_relion_path", "movie_set", "items_from_star", "items_from_scipion", "read_scipion_set",
            "natural_key", "MOVIE_EXTENSIONS", "MOVIE_LABEL", "MICROGRAPH_LABEL"]
