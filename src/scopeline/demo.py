@@ -44,8 +44,49 @@ def demo_dose(root: Path, workers: int | None) -> Iterator[str]:
            f"{summary['n_failed']} failed -> {out}/report.html")
 
 
+def demo_maxshift(root: Path, workers: int | None) -> Iterator[str]:
+    """A RELION MotionCorr job: 30 movies drifting smoothly, 3 with a sudden jump and 3
+    with a large total drift; corrected_micrographs.star points at each motion STAR."""
+    import pandas as pd
+
+    from .cryoem.maxshift import MaxShiftParams, run_maxshift
+    from .io.motion import Trajectory, format_relion_motion_star
+    from .io.star import write_star
+
+    project = root / "maxshift" / "relion"
+    job = project / "MotionCorr" / "job002" / "Movies"
+    job.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(30):
+        steps = rng.normal(0, 0.5, size=(39, 2)) + np.array([0.8, 0.3])  # px per frame
+        if i in (5, 17, 25):
+            steps[rng.integers(5, 30)] += [14.0, 0.0]  # a sudden jump (> 10 Å at 0.885 Å/px)
+        if i in (9, 21, 28):
+            steps *= 2.5  # strong drift: total path > 45 Å
+        shifts = np.vstack([[0.0, 0.0], np.cumsum(steps, axis=0)])
+        name = f"movie_{i:03d}"
+        traj = Trajectory(movie=f"Movies/{name}.tiff", shifts_px=shifts, pixel_size=0.885,
+                          dose_per_frame=1.2)
+        (job / f"{name}.star").write_text(format_relion_motion_star(traj))
+        rows.append({"rlnMicrographName": f"MotionCorr/job002/Movies/{name}.mrc",
+                     "rlnMicrographMetadata": f"MotionCorr/job002/Movies/{name}.star",
+                     "rlnOpticsGroup": 1})
+    optics = pd.DataFrame({"rlnOpticsGroupName": ["opticsGroup1"], "rlnOpticsGroup": [1],
+                           "rlnMicrographOriginalPixelSize": [0.885], "rlnVoltage": [300.0],
+                           "rlnSphericalAberration": [2.7], "rlnAmplitudeContrast": [0.1],
+                           "rlnMicrographPixelSize": [0.885]})
+    star = project / "MotionCorr" / "job002" / "corrected_micrographs.star"
+    write_star(star, {"optics": optics, "micrographs": pd.DataFrame(rows)})
+    out = root / "maxshift" / "out"
+    summary = run_maxshift([star], out, MaxShiftParams(), workers=workers)
+    yield (f"maxshift: {summary.get('n_accepted')} accepted, {summary.get('n_discarded')} discarded, "
+           f"{summary.get('n_failed')} failed -> {out}/report.html")
+
+
 DEMOS: list[tuple[str, Callable[[Path, int | None], Iterator[str]]]] = [
     ("dose", demo_dose),
+    ("maxshift", demo_maxshift),
 ]
 
 
