@@ -129,8 +129,130 @@ def maxshift(
     summary = run_maxshift(inputs, out_dir, params, micrographs=micrographs,
                            stream_options=_stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size),
                            scheduler=scheduler, workers=workers, min_file_age=min_file_age, warn=_warn)
-    out.print(", ".join(f"{k.removeprefix('n_')} {v}" for k, v in summary.items()
-                        if k.startswith("n_") and isinstance(v, int)) + f"; outputs in {out_dir}")
+    out.print(_counts(summary) + f"; outputs in {out_dir}")
+
+
+@app.command()
+@friendly_errors
+def clean(
+    micrographs: List[str] = typer.Option(..., "--micrographs", help="Micrographs (MRC/TIFF): files, folders, globs or a STAR (repeatable)."),
+    coords: List[str] = typer.Option(..., "--coords", help="Coordinates: Xmipp .pos, RELION .star (*_autopick.star), EMAN .box, CSV; files, folders or globs (repeatable)."),
+    box_size: float = typer.Option(..., "--box-size", help="Particle box in pixels of the coordinates' micrographs."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Keep picks whose good-region score > T; -1 keeps all and only scores (default: the shipped model's)."),
+    save_masks: bool = typer.Option(False, "--save-masks", help="Write DIR/masks/<micrograph>.mrc (1 = bad region)."),
+    thumbnails: int = typer.Option(0, "--thumbnails", help="Overlay images for the first N micrographs."),
+    other_micrographs: Optional[List[str]] = typer.Option(None, "--other-micrographs", help="Run the model on these micrographs instead (matched by name), coordinates rescaled by the pixel-size ratio."),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the coordinates' micrographs (default: header)."),
+    other_pixel_size: Optional[float] = typer.Option(None, "--other-pixel-size", help="Å/px of --other-micrographs (default: header)."),
+    output_scale: str = typer.Option("coordinates", "--output-scale", help="Write cleaned coordinates at the scale of the 'coordinates' or of the 'other' micrographs."),
+    invert_contrast: bool = typer.Option(False, "--invert-contrast", help="Micrographs have bright particles on a dark background."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model weights (.onnx or .pt; default: the shipped model)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | torch-cpu."),
+    threads: int = typer.Option(2, "--threads", help="Inference threads."),
+    watch: bool = WatchOpt, idle_timeout: float = IdleOpt, stop_file: Optional[Path] = StopOpt,
+    poll_interval: float = PollOpt, batch_size: int = BatchOpt,
+):
+    """Remove picked coordinates that fall on carbon, contamination and other bad regions."""
+    from .cryoem.cleaner.clean import CleanParams, run_clean
+
+    extra = {} if threshold is None else {"threshold": threshold}
+    params = CleanParams(box_size=box_size, save_masks=save_masks, thumbnails=thumbnails,
+                         batch_size=batch_size, model=model, device=device, threads=threads,
+                         invert_contrast=invert_contrast, pixel_size=pixel_size,
+                         other_pixel_size=other_pixel_size, output_scale=output_scale, **extra)
+    summary = run_clean(micrographs, coords, out_dir, params, other_micrographs=other_micrographs or None,
+                        stream=_stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size),
+                        warn=_warn)
+    out.print(_counts(summary) + f"; outputs in {out_dir}")
+
+
+@app.command()
+@friendly_errors
+def rethreshold(
+    out_dir: Path = typer.Argument(..., help="Output folder of an earlier `scopeline clean` run."),
+    threshold: float = typer.Option(..., "--threshold", help="New threshold on the good-region score (-1 keeps all)."),
+):
+    """Re-apply a new threshold to the saved scores of a `clean` run, without the model."""
+    from .cryoem.cleaner.clean import rethreshold as apply_threshold
+
+    summary = apply_threshold(out_dir, threshold)
+    out.print(_counts(summary) + f"; outputs in {out_dir}")
+
+
+def _counts(summary: dict) -> str:
+    return ", ".join(f"{k.removeprefix('n_').replace('_', ' ')} {v}" for k, v in summary.items()
+                     if k.startswith("n_") and isinstance(v, int))
+
+
+miniscope_app = typer.Typer(help="Miniscope calcium imaging: raw video to footprints (A), calcium (C) and spikes (S).",
+                             no_args_is_help=True)
+app.add_typer(miniscope_app, name="miniscope")
+
+
+def _miniscope_params(params_file: Optional[Path]):
+    from .miniscope.params import MiniscopeParams, load_params
+
+    return load_params(params_file) if params_file else MiniscopeParams()
+
+
+@miniscope_app.command("run")
+@friendly_errors
+def miniscope_run(
+    input_dir: Path = typer.Argument(..., help="Folder of videos (AVI or TIFF stacks), matched by the regex in the parameters (default `.avi$`), in natural order."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder (zarr store, report, export)."),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="Parameters JSON (see `scopeline miniscope params`)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the recording."),
+    from_step: Optional[str] = typer.Option(None, "--from", help="Re-run from this step."),
+    to_step: Optional[str] = typer.Option(None, "--to", help="Stop after this step."),
+    fraction: Optional[float] = typer.Option(None, "--fraction", help="Process only this first fraction of the recording (e.g. 0.1)."),
+    on_bad_video: str = typer.Option("stop", "--on-bad-video", help="stop | skip: what to do with an unreadable video file."),
+    scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
+    memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Memory limit per local Dask worker (e.g. 4GB)."),
+):
+    """Run the pipeline (every step, or --from/--to a range); stored steps are reused."""
+    from .miniscope.api import run_pipeline
+
+    result = run_pipeline(input_dir, out_dir, _miniscope_params(params_file), from_step=from_step,
+                          to_step=to_step, fraction=fraction, scheduler=scheduler, workers=workers,
+                          memory_limit=memory_limit, on_bad_video=on_bad_video, fps=fps)
+    out.print(f"ran: {', '.join(result.ran) or '-'}; reused: {', '.join(result.reused) or '-'}")
+    out.print(f"outputs in {out_dir} (report: {result.report_path})")
+
+
+@miniscope_app.command("params")
+@friendly_errors
+def miniscope_params(path: Path = typer.Argument(..., help="Where to write the parameters JSON.")):
+    """Write every parameter with its documented default to a JSON file to edit."""
+    from .miniscope.api import write_default_params
+
+    out.print(f"wrote {write_default_params(path)}")
+
+
+@miniscope_app.command("steps")
+@friendly_errors
+def miniscope_steps():
+    """List the pipeline steps in order (names for --from / --to)."""
+    from .miniscope.api import step_names
+
+    for name in step_names():
+        out.print(name)
+
+
+@miniscope_app.command("preview")
+@friendly_errors
+def miniscope_preview(
+    input_dir: Path = typer.Argument(..., help="Folder of videos."),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="Parameters JSON."),
+    n_frames: int = typer.Option(500, "--frames", help="Frames to preview."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to write the preview statistics."),
+):
+    """Statistics of loading, preprocessing and motion correction on the first frames only."""
+    from .miniscope.api import preview_pipeline
+
+    stats = preview_pipeline(input_dir, _miniscope_params(params_file), n_frames, out_dir)
+    for key, value in stats.items():
+        out.print(f"{key}: {value}")
 
 
 @app.command()
