@@ -19,6 +19,9 @@ class ScopelineError(Exception):
         self.fix = fix
         super().__init__(self.one_line())
 
+    def __reduce__(self):  # picklable, so errors raised in Dask workers arrive intact
+        return (type(self), (self.path, self.problem, self.fix))
+
     def one_line(self) -> str:
         text = f"{self.path}: {self.problem}" if self.path else self.problem
         if self.fix:

@@ -64,7 +64,7 @@ class PreprocessParams(_Params):
     anisotropic_kappa: float = Field(20.0, gt=0, description="Perona-Malik edge threshold (intensity)")
     anisotropic_gamma: float = Field(0.2, gt=0, le=0.25, description="Perona-Malik step size")
     background: Literal["tophat", "uniform", "none"] = "tophat"
-    background_size: int = Field(15, ge=1, description="tophat disk radius / uniform window (px)")
+    background_size: int = Field(15, ge=1, description="tophat disk radius / uniform half-window (px)")
 
     @model_validator(mode="after")
     def _odd_kernel(self) -> "PreprocessParams":
@@ -104,7 +104,8 @@ class CropParams(_Params):
     rectangle: tuple[int, int, int, int] | None = Field(
         None, description="(y0, y1, x0, x1) for shape='rectangle'; None = detected field box"
     )
-    field_threshold: float = Field(0.5, gt=0, lt=1, description="field = mean frame above this x its max")
+    field_threshold: float = Field(
+        0.1, gt=0, lt=1, description="field = smoothed raw mean frame above this fraction of its range")
     chunk_frames: int = Field(100, ge=1, description="frames per stored chunk of Y")
 
 
@@ -115,7 +116,7 @@ class InitParams(_Params):
     power_iterations: int = Field(5, ge=0, description="power iterations of the randomized SVD")
     sparsity_threshold: float = Field(0.05, ge=0, lt=1, description="zero values below this x component max")
     spatial_regularization: float = Field(1.0, ge=0, description="gaussian sigma (px) smoothing components")
-    chunk_frames: int = Field(500, ge=1, description="frames per chunk of the SVD passes")
+    chunk_frames: int = Field(200, ge=1, description="frames per chunk of the SVD passes (less = less memory)")
     seed: int = 0
 
 
@@ -128,16 +129,16 @@ class DetectParams(_Params):
     sigmas: list[float] = Field([1.0, 2.0], description="4a: smoothing sigmas tried (px)")
     sample_size: int = Field(20, ge=1, description="4a: components used in the search")
     use_summary_image: bool = Field(
-        True, description="also segment the max-minus-mean projection (catches neurons NNDSVD mixes)"
+        True, description="also segment the mean frame and the max-minus-mean projection (catches cells NNDSVD mixes)"
     )
     min_region_size: int = Field(9, ge=1, description="4b: smallest region kept (px)")
     max_region_size: int = Field(1000, ge=1, description="4a: regions above this are implausible (px)")
     merge_distance: float = Field(25.0, ge=0, description="4c: max centre distance for merging (px)")
     merge_size_ratio: float = Field(5.0, ge=1, description="4c: max size ratio for merging")
-    merge_min_overlap: float = Field(0.5, ge=0, le=1, description="4c: overlap (of the smaller) needed to merge")
+    merge_min_overlap: float = Field(0.4, ge=0, le=1, description="4c: intersection over union needed to merge")
     min_component_size: int = Field(9, ge=1, description="4c: components smaller than this are removed (px)")
     batch_size: int = Field(10, ge=1, description="4d: components per batch")
-    frame_chunk: int = Field(10000, ge=1, description="4d: frames per chunk")
+    frame_chunk: int = Field(10000, ge=1, description="4d: most frames per chunk (never more than Y's chunks)")
     component_limit: int | None = Field(None, ge=1, description="4d: only the first n components (testing)")
     normalize: Literal["max", "l1", "l2", "none"] = Field("max", description="4e: footprint normalisation")
     flat_tolerance: float = Field(1e-6, ge=0, description="4f: traces with std below this are flat")

@@ -40,22 +40,28 @@ output explicitly.
 
 Arrays produced by steps 1-4 (what steps 5-8 consume)
 ------------------------------------------------------
-``frame_index``  (frames,) int64     original frame number (0-based, over all input files in
-                                     natural order) of every frame kept in ``Y`` -- frames
-                                     removed by line-split detection or motion QC are absent.
-``Y``            (frames, h, w) float32, chunked by frames: background-removed, denoised,
-                 motion-corrected, cropped video. Pixels outside the crop mask are 0.
+``Y``            (frames, h, w) float32, chunked by frames (crop step): background-removed,
+                 denoised, motion-corrected, cropped video. Pixels outside the crop mask are 0.
+``frame_index``  (frames,) int64 (motion step): original frame number (0-based, over all
+                 used input files in natural order) of every frame of ``Y`` -- frames removed
+                 by line-split detection or motion QC are absent.
 ``mean_frame``   (h, w) float32      mean of ``Y`` over frames.
 ``max_frame``    (h, w) float32      max of ``Y`` over frames.
 ``crop_mask``    (h, w) bool         True inside the imaging field (cropped coordinates).
-``shifts``       (frames, 2) float32 rigid (dy, dx) shift applied to each kept frame.
+``shifts``       (frames, 2) float32 rigid (dy, dx) shift applied to each frame of ``Y``.
+``b_init``       (h, w) float32      background footprint (NNDSVD component 0, init step).
+``f_init``       (frames,) float32   background trace (init step).
 ``A_init``       (units, h, w) float32 initial footprints, normalised (params.detect.normalize).
 ``C_init``       (units, frames) float32 initial traces (same frame axis as ``Y``).
-``b_init``       (h, w) float32      background footprint (NNDSVD component 0).
-``f_init``       (frames,) float32   background trace.
 ``unit_ids``     (units,) int64      ids of the rows of ``A_init`` / ``C_init``.
-JSON: ``crop`` ({"y0","y1","x0","x1","shape","kind",...} in original-frame pixels),
-``removed_frames`` (line-split / QC removals), ``units`` (per-unit centroid, size).
+Also: ``varr`` / ``raw_mean`` / ``edge_means`` / ``kept_frames`` (load), ``pre`` (preprocess),
+``shifts_all`` / ``peaks_all`` / ``keep`` (motion), ``nndsvd_spatial`` / ``nndsvd_temporal`` /
+``variance_explained`` (init).
+JSON: ``project`` (config: ids, fps), ``videos`` and ``removed_frames`` (load),
+``removed_frames`` (motion), ``crop`` ({"y0","y1","x0","x1","shape","kind","center","radius"}
+in frame pixels) and ``validation`` (crop), ``units`` (per-unit centroid, size),
+``watershed_search`` and ``dropped_units`` (detect).
+The frame rate is ``ctx.fps``; run settings ``ctx.fraction``, ``ctx.input_dir``.
 """
 
 from __future__ import annotations
@@ -73,6 +79,13 @@ from pydantic import BaseModel
 
 from ...errors import InputError
 from ...io.atomic import atomic_path, write_json
+
+
+def codec():
+    """Compressor of the store: LZ4 level 1 with byte shuffle (fast; video barely compresses)."""
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
 
 
 class Step:
@@ -138,7 +151,7 @@ class StepContext:
         return zarr.open_group(str(self.store_path), mode="a")
 
     def write(self, name: str, array, chunks: tuple | None = None) -> None:
-        """Store ``array`` (numpy or dask) as ``OUT/store.zarr/<step>/<name>``."""
+        """Store ``array`` (numpy or dask) as ``OUT/store.zarr/<step>/<name>`` (LZ4-compressed)."""
         import dask.array as da
 
         component = f"{self.step}/{name}"
@@ -147,16 +160,26 @@ class StepContext:
                 array = array.rechunk(chunks)
             elif any(len(set(c[:-1])) > 1 or (len(c) > 1 and c[-1] > c[0]) for c in array.chunks):
                 array = array.rechunk(tuple(max(c) for c in array.chunks))
-            da.to_zarr(array, str(self.store_path), component=component, overwrite=True)
+            da.to_zarr(array, str(self.store_path), component=component, overwrite=True, compressors=codec())
         else:
             array = np.asarray(array)
             group = self._group()
             kwargs = {"chunks": chunks} if chunks is not None else {}
-            group.create_array(component, shape=array.shape, dtype=array.dtype, overwrite=True, **kwargs)
+            group.create_array(component, shape=array.shape, dtype=array.dtype, overwrite=True,
+                               compressors=codec(), **kwargs)
             if array.size:
                 group[component][...] = array
         if name not in self.written:
             self.written.append(name)
+
+    def create(self, name: str, shape: tuple, dtype, chunks: tuple) -> str:
+        """Create an empty array ``<step>/<name>`` for tasks that write their own chunks
+        (each task one whole chunk, so writers never share a chunk); returns its path."""
+        self._group().create_array(f"{self.step}/{name}", shape=shape, dtype=dtype, chunks=chunks,
+                                   overwrite=True, compressors=codec())
+        if name not in self.written:
+            self.written.append(name)
+        return f"{self.step}/{name}"
 
     def _owner(self, name: str, kind: str) -> str:
         if "/" in name:

@@ -1,0 +1,56 @@
+import dask.array as da
+import numpy as np
+
+from scopeline.miniscope.nndsvd import nndsvd, randomized_svd, regularize_components, variance_explained
+
+
+def _nonnegative_video(seed=0):
+    """Known rank-3 non-negative video: background + two disjoint cells."""
+    rng = np.random.default_rng(seed)
+    T, h, w = 200, 20, 20
+    spatial = np.zeros((3, h * w))
+    spatial[0] = 1.0  # flat background
+    spatial[1, :40] = 5.0
+    spatial[2, 200:240] = 5.0
+    temporal = np.c_[1 + 0.1 * rng.random(T), rng.random(T) ** 4, rng.random(T) ** 4]
+    return temporal @ spatial, spatial, (h, w)
+
+
+def test_randomized_svd_recovers_the_singular_values():
+    video, _, _ = _nonnegative_video()
+    u, s, v = randomized_svd(da.from_array(video, chunks=(50, -1)), 3, power_iterations=5)
+    assert np.allclose(s, np.linalg.svd(video, compute_uv=False)[:3], rtol=1e-6)
+    assert np.allclose((u * s) @ v, video, atol=1e-6 * video.max())
+
+
+def test_nndsvd_is_non_negative_and_component_0_is_background():
+    video, spatial, shape = _nonnegative_video()
+    u, s, v = np.linalg.svd(video, full_matrices=False)
+    W, H = nndsvd(u[:, :3], s[:3], v[:3])
+    assert (W >= 0).all() and (H >= 0).all()
+    flat = H[0] / H[0].max()
+    assert flat.min() > 0.15  # background covers every pixel
+    for cell in (spatial[1] > 0, spatial[2] > 0):  # each cell is dominated by one component
+        owners = [np.argmax(H[1:, p]) for p in np.flatnonzero(cell)]
+        assert len(set(owners)) == 1
+
+
+def test_rank_one_nonnegative_matrix_is_exact():
+    rng = np.random.default_rng(2)
+    a, b = rng.random(30), rng.random(50)
+    video = np.outer(a, b)
+    u, s, v = np.linalg.svd(video, full_matrices=False)
+    W, H = nndsvd(u[:, :1], s[:1], v[:1])
+    assert np.allclose(W @ H, video, atol=1e-5)
+
+
+def test_variance_explained_hand_case():
+    cumulative = variance_explained(np.array([3.0, 2.0, 1.0]), total_energy=14.0 + 6.0)
+    assert np.allclose(cumulative, [9 / 20, 13 / 20, 14 / 20])
+
+
+def test_regularisation_thresholds_relative_to_max():
+    H = np.zeros((1, 25))
+    H[0, 12], H[0, 0] = 10.0, 0.2
+    out = regularize_components(H, (5, 5), sigma=0, sparsity=0.05)
+    assert out[0, 2, 2] == 10 and out[0, 0, 0] == 0

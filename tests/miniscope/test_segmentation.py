@@ -1,0 +1,44 @@
+import numpy as np
+
+from scopeline.miniscope.segmentation import (footprint_stats, merge_spatial, regions_to_footprints,
+                                              search_watershed, watershed_regions)
+
+
+def _blobs(centers, shape=(60, 60), sigma=2.5):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return sum(np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2)) for cy, cx in centers).astype(np.float32)
+
+
+def test_watershed_separates_two_touching_cells():
+    image = _blobs([(30, 22), (30, 34)])
+    labels = watershed_regions(image, min_distance=5, threshold_rel=0.1, sigma=1.0, min_size=5)
+    footprints = regions_to_footprints(image, labels)
+    centroids, _ = footprint_stats(footprints)
+    assert len(footprints) == 2
+    assert np.allclose(sorted(centroids[:, 1]), [22, 34], atol=1.0)
+    one = watershed_regions(image, min_distance=15, threshold_rel=0.1, sigma=1.0)
+    assert one.max() == 1  # peaks closer than min_distance: one region
+
+
+def test_search_prefers_parameters_that_split_cells():
+    images = [_blobs([(30, 22), (30, 34), (12, 12)]), _blobs([(45, 45), (45, 56)])]
+    best, table = search_watershed(images, [5, 20], [0.1], [1.0], min_size=5, max_size=400)
+    assert best["min_distance"] == 5 and best["plausible"] == 5
+    assert len(table) == 2
+
+
+def test_merge_spatial_collapses_duplicates_not_neighbours():
+    a = _blobs([(30, 22)])
+    a_again = _blobs([(30.5, 22.5)]) * 3  # same cell from another component, other scale
+    b = _blobs([(30, 31)])  # neighbour 9 px away, overlapping tails
+    footprints = np.stack([np.where(f > 0.05 * f.max(), f, 0) for f in (a, a_again, b)])
+    merged, groups = merge_spatial(footprints, distance=25, size_ratio=5, min_overlap=0.4, min_size=9)
+    assert sorted(map(sorted, groups)) == [[0, 1], [2]]
+    assert merged.max() == 1.0
+
+
+def test_merge_spatial_removes_small_components():
+    tiny = np.zeros((1, 20, 20), np.float32)
+    tiny[0, 5:7, 5:7] = 1
+    merged, groups = merge_spatial(tiny, 25, 5, 0.4, min_size=9)
+    assert len(merged) == 0 and groups == []

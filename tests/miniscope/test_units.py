@@ -1,0 +1,53 @@
+import dask.array as da
+import numpy as np
+
+from scopeline.miniscope.units import bad_units, extract_traces, merge_temporal, normalize_units
+
+
+def _scene(T=300, seed=0):
+    rng = np.random.default_rng(seed)
+    A = np.zeros((2, 16, 16), np.float32)
+    A[0, 2:6, 2:6] = 1.0
+    A[1, 9:14, 9:14] = 0.5
+    C = rng.random((2, T)).astype(np.float32) * [[3.0], [7.0]]
+    return A, C, np.einsum("nhw,nt->thw", A, C)
+
+
+def test_extract_traces_recovers_disjoint_traces():
+    A, C, video = _scene()
+    traces = extract_traces(da.from_array(video, chunks=(64, -1, -1)), A, batch_size=1, frame_chunk=100)
+    assert np.allclose(traces, C, atol=1e-5)
+
+
+def test_normalisation_keeps_products():
+    A, C, _ = _scene()
+    for method, expected in [("max", 1.0), ("l1", 1.0), ("l2", 1.0)]:
+        An, Cn = normalize_units(A, C, method)
+        flat = An.reshape(2, -1)
+        measure = {"max": flat.max(1), "l1": np.abs(flat).sum(1), "l2": np.sqrt((flat**2).sum(1))}[method]
+        assert np.allclose(measure, expected)
+        assert np.allclose(np.einsum("nhw,nt->nthw", An, Cn), np.einsum("nhw,nt->nthw", A, C), atol=1e-5)
+
+
+def test_bad_units_reasons():
+    A = np.ones((4, 3, 3), np.float32)
+    C = np.random.default_rng(0).random((4, 20)).astype(np.float32)
+    A[0, 0, 0] = np.nan
+    A[1] = 0
+    C[2] = 5.0
+    assert bad_units(A, C) == {0: "NaN", 1: "empty", 2: "flat"}
+
+
+def test_temporal_merge_joins_split_cell_only():
+    rng = np.random.default_rng(1)
+    trace = rng.random(500) ** 5
+    A = np.zeros((3, 20, 20), np.float32)
+    A[0, 5:10, 5:9] = 1  # left half of a cell
+    A[1, 5:10, 8:12] = 1  # right half, overlapping one column
+    A[2, 14:18, 14:18] = 1  # another cell
+    C = np.stack([trace, 0.5 * trace + 0.01 * rng.random(500), rng.random(500) ** 5]).astype(np.float32)
+    A2, C2, groups = merge_temporal(A, C, corr_threshold=0.75, overlap_threshold=0.2)
+    assert groups == [[0, 1], [2]]
+    merged = np.einsum("hw,t->thw", A2[0], C2[0])
+    original = np.einsum("nhw,nt->thw", A[:2], C[:2])
+    assert np.linalg.norm(merged - original) < 0.05 * np.linalg.norm(original)
