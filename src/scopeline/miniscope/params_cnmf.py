@@ -30,6 +30,7 @@ class NoiseParams(_Params):
         (0.25, 0.5), description="band of the power spectrum (fraction of the sampling rate) holding only noise"
     )
     chunk_frames: int = Field(512, ge=16, description="frames per Welch segment when estimating the spectrum")
+    max_segments: int = Field(8, ge=1, description="segments used at most, spread over the recording")
     check_nan: bool = Field(True, description="fail on NaN/Inf in footprints, traces or the noise map")
     full_stats: bool = Field(True, description="record per-component statistics")
     min_size: int = Field(10, ge=0, description="smallest footprint kept (pixels)")
@@ -51,10 +52,14 @@ class TemporalParams(_Params):
     """Step ``cnmf_temporal`` -- 6a-6e (the update settings are reused by 8b): YrA, its validation, suggestions, temporal update, filter."""
 
     # 6a YrA
-    subtract_background: bool = Field(True, description="subtract b f before projecting")
+    subtract_background: bool = Field(True, description="model and subtract the background b f")
+    background_components: int = Field(
+        8, ge=0, description="spatially extended background components (1-photon haze, neuropil) with own time courses"
+    )
+    background_pixels: int = Field(2000, ge=10, description="pixels away from all units sampled to find them")
     use_float32: bool = Field(True, description="compute YrA in float32")
     fix_nan: bool = Field(True, description="replace NaN in the movie by 0 before projecting")
-    frame_chunk: int = Field(1000, ge=1, description="frames per chunk when projecting the movie")
+    frame_chunk: int = Field(100, ge=1, description="frames per chunk in every pass over the movie (memory per worker)")
     # 6b validation
     validation_units: int = Field(5, ge=0, description="units sampled for the YrA check")
     validation_frames: Literal["random", "start", "middle", "end"] = "random"
@@ -69,8 +74,14 @@ class TemporalParams(_Params):
     zero_threshold: float = Field(
         0.0, ge=0, description="spikes below this many noise standard deviations are set to zero"
     )
+    shared_kernel: bool = Field(
+        True, description="deconvolve every unit with the median kernel of the units (one indicator per recording)"
+    )
+    max_decay_time: float = Field(
+        5.0, gt=0, description="units whose own fitted decay time (s) is longer are dropped: drift, not transients"
+    )
     max_iterations: int = Field(500, ge=1, description="iteration limit of the deconvolution solver")
-    tolerance: float = Field(1e-9, gt=0, description="relative KKT tolerance of the deconvolution solver")
+    tolerance: float = Field(1e-7, gt=0, description="KKT tolerance of the deconvolution solver (relative to the trace)")
     chunk_size: int = Field(5000, ge=10, description="frames per temporal chunk")
     overlap: int = Field(100, ge=0, description="frames shared by neighbouring chunks; stitched at the middle")
     # 6e filter
@@ -135,10 +146,14 @@ class ExportParams(_Params):
     # 8c filtering
     min_size: int = Field(10, ge=0, description="smallest final footprint (pixels above 10% of its max)")
     min_snr: float = Field(2.0, ge=0, description="smallest peak of C over the trace's noise std")
-    min_correlation: float = Field(0.0, ge=-1, le=1, description="smallest correlation of a unit's YrA with its C")
+    min_correlation: float = Field(
+        0.8, ge=-1, le=1,
+        description="smallest correlation of a unit's YrA with its C: the calcium model must explain 64% of the trace",
+    )
     # export
-    formats: list[Literal["numpy", "zarr", "json", "pickle", "nwb"]] = Field(
-        default_factory=lambda: ["numpy", "zarr", "json", "pickle", "nwb"]
+    formats: list[Literal["zarr", "pickle", "nwb"]] = Field(
+        default_factory=lambda: ["zarr", "pickle", "nwb"],
+        description="formats written besides the NumPy arrays and units.json, which are always written",
     )
     n_example_traces: int = Field(8, ge=0, description="traces drawn in the report")
     session_description: str = "miniscope recording processed by scopeline"
@@ -147,6 +162,13 @@ class ExportParams(_Params):
     def _overlap_fits(self) -> "ExportParams":
         if 2 * self.overlap >= self.chunk_size:
             raise ValueError("overlap must be less than half of chunk_size")
-        if "numpy" not in self.formats:
-            raise ValueError("formats must include 'numpy' (OUT/export/*.npy is the documented output)")
         return self
+
+
+#: Pipeline step name -> its parameter model (the field name in ``MiniscopeParams``).
+CNMF_STEP_PARAMS: dict[str, type[BaseModel]] = {
+    "noise": NoiseParams,
+    "cnmf_temporal": TemporalParams,
+    "cnmf_spatial": SpatialParams,
+    "export": ExportParams,
+}

@@ -9,9 +9,9 @@ before the start are 0, so ``c >= 0`` follows). Because ``sum(G c) = (G^T 1)^T c
 problem is the projection of ``z = y - lam G^T 1`` onto the cone ``{c : G c >= 0}``.
 
 * AR(1): OASIS (Friedrich, Zhou & Paninski 2017), exact, O(T), numba-compiled.
-* AR(1) or AR(2): projected Newton on the dual
-  ( ``min_{mu >= 0} 1/2 ||G^T mu||^2 + mu^T G z``) whose Hessian ``G G^T`` is banded, so every Newton step is one banded Cholesky solve, O(T).
-  The primal solution is ``c = z + G^T mu``. Exact up to the KKT tolerance.
+* AR(1) or AR(2): projected Newton on the dual ``min_{mu >= 0} 1/2 ||G^T mu||^2 + mu^T G z``,
+  whose Hessian ``G G^T`` is banded, so every Newton step is one banded Cholesky solve,
+  O(T). The primal solution is ``c = z + G^T mu``. Exact up to the KKT tolerance.
 """
 
 from __future__ import annotations
@@ -60,18 +60,21 @@ def ar_from_roots(roots: np.ndarray) -> np.ndarray:
     return np.array([roots[0] + roots[1], -roots[0] * roots[1]])
 
 
-def estimate_ar(y: np.ndarray, p: int, sn: float, lags: int = 5, max_root: float = 0.995) -> np.ndarray:
-    """AR(p) coefficients from the autocovariance at lags >= 1 (CaImAn's Yule-Walker with
-    the white-noise variance ``sn^2`` removed from lag 0). The kernel is forced to be a sum of
-    decaying exponentials: roots real and in [0, max_root]."""
+def estimate_ar(y: np.ndarray, p: int, lags: int = 3, max_root: float = 0.995) -> np.ndarray:
+    """AR(p) coefficients from the autocovariance: the Yule-Walker equations
+    ``r_k = sum_j g_j r_{k-j}`` for ``k = p+1 .. p+lags`` only involve lags >= 1, which white
+    noise does not touch, so no noise estimate is needed (least squares over the equations).
+    Few lags: long lags are dominated by slow background residue in real traces, which
+    drags the fitted rise towards the decay.
+    The kernel is forced to be a sum of decaying exponentials: real roots in [0, max_root]."""
     y = np.asarray(y, float) - np.mean(y)
     n = len(y)
-    lags = int(min(lags + p, n - 1))
+    top = int(min(p + lags, n - 1))
     spectrum = np.fft.rfft(y, 2 * n)
-    xc = np.fft.irfft(spectrum * np.conj(spectrum))[: lags + 1] / n
-    rows = np.arange(lags)
-    design = linalg.toeplitz(xc[rows], xc[:p]) - sn**2 * np.eye(lags, p)
-    g = np.linalg.lstsq(design, xc[1 : lags + 1], rcond=None)[0]
+    r = np.fft.irfft(spectrum * np.conj(spectrum))[: top + 1] / n
+    ks = np.arange(p + 1, top + 1)
+    design = np.stack([r[ks - j] for j in range(1, p + 1)], axis=1)
+    g = np.linalg.lstsq(design, r[ks], rcond=None)[0]
     roots = np.roots(np.r_[1.0, -g])
     if np.iscomplexobj(roots) and np.any(np.abs(roots.imag) > 1e-12):
         roots = np.full(p, np.abs(roots[0]))
@@ -165,7 +168,7 @@ def _restrict_band(band: np.ndarray, free: np.ndarray) -> np.ndarray:
 
 
 def deconvolve_dual(
-    y: np.ndarray, g: np.ndarray, lam: float = 0.0, max_iter: int = 500, tol: float = 1e-9
+    y: np.ndarray, g: np.ndarray, lam: float = 0.0, max_iter: int = 500, tol: float = 1e-7
 ) -> Deconvolution:
     """Exact AR(p) deconvolution (any p) by projected Newton on the banded dual."""
     y = np.asarray(y, np.float64)
@@ -217,7 +220,7 @@ def deconvolve_dual(
     return Deconvolution(c, s, converged, it)
 
 
-def deconvolve(y: np.ndarray, g: np.ndarray, lam: float = 0.0, max_iter: int = 500, tol: float = 1e-9) -> Deconvolution:
+def deconvolve(y: np.ndarray, g: np.ndarray, lam: float = 0.0, max_iter: int = 500, tol: float = 1e-7) -> Deconvolution:
     """Dispatch: OASIS for AR(1), the banded dual solver for AR(2)."""
     g = np.atleast_1d(np.asarray(g, np.float64))
     if len(g) == 1:

@@ -42,17 +42,26 @@ def trace_noise(y: np.ndarray, freq_range: tuple[float, float] = (0.25, 0.5)) ->
     return np.sqrt(band_power(np.moveaxis(y, -1, 0), freq_range))
 
 
-def movie_noise(Y, segment: int = 512, freq_range: tuple[float, float] = (0.25, 0.5), block_bytes: int = 64 << 20):
+def movie_noise(Y, segment: int = 512, freq_range: tuple[float, float] = (0.25, 0.5), block_bytes: int = 64 << 20,
+                max_segments: int | None = 8):
     """Per-pixel noise std of a (frames, h, w) movie, numpy or dask; returns numpy (h, w).
 
     The periodogram band power is averaged over segments of ``segment`` frames (the last,
     shorter segment is used when it has at least 16 frames), computed lazily block by block.
+    At most ``max_segments`` segments, evenly spread over the recording, are used (noise
+    is stationary; 8 x 128 band frequencies give the variance to ~3 %), so the cost does
+    not grow with the recording's length.
     """
     import dask.array as da
 
     Y = da.asarray(Y)
     n_frames, height, width = Y.shape
     segment = int(min(segment, n_frames))
+    n_segments = -(-n_frames // segment)
+    if max_segments and n_segments > max_segments:
+        starts = np.linspace(0, n_frames - segment, max_segments).astype(int)
+        Y = da.concatenate([Y[s : s + segment] for s in starts], axis=0)
+        n_frames = Y.shape[0]
     rows = int(max(1, min(height, block_bytes // max(1, segment * width * 4))))
     Y = Y.rechunk((segment, rows, width))
     lengths = np.array(Y.chunks[0])

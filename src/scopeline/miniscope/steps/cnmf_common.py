@@ -1,0 +1,152 @@
+"""Helpers shared by the CNMF steps (5-8): loading stored arrays, recording dropped units,
+projecting the movie, running the temporal update, figures."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage, sparse
+
+from ...errors import InputError
+from ..cnmf import temporal
+from .base import StepContext
+
+
+def load_array(ctx: StepContext, name: str) -> np.ndarray:
+    return np.asarray(ctx.read(name).compute())
+
+
+def require_units(ctx: StepContext, A: np.ndarray, name: str) -> None:
+    if A.ndim != 3 or len(A) == 0:
+        raise InputError(ctx.store_path, f"{name} holds no components (shape {A.shape})",
+                         "lower the detection thresholds of steps 3-4 or check the video")
+
+
+def write_units(ctx: StepContext, stage: str, ids: np.ndarray, reasons: list[str], **arrays: np.ndarray) -> np.ndarray:
+    """Keep the units whose reason is empty: write the kept rows of every array and
+    ``unit_ids``, record every dropped unit with its reason (``dropped_units.json``), and
+    fail clearly when none is left."""
+    keep = np.array([not r for r in reasons], bool)
+    dropped = [{"unit_id": int(i), "stage": stage, "reason": r} for i, r in zip(ids, reasons) if r]
+    ctx.write_json("dropped_units", dropped)
+    if not keep.any():
+        raise InputError(ctx.store_path, f"no components survive the {stage} ({len(ids)} in, all dropped; "
+                         f"first reason: {dropped[0]['reason'] if dropped else 'none'})",
+                         f"relax the {ctx.step} filter thresholds")
+    ctx.write("unit_ids", np.asarray(ids)[keep].astype(np.int64))
+    for name, array in arrays.items():
+        ctx.write(name, np.ascontiguousarray(array[keep]))
+    return keep
+
+
+def component_stats(A: np.ndarray, C: np.ndarray, ids: np.ndarray) -> list[dict]:
+    """Per-unit size, peak, centroid and trace statistics."""
+    stats = []
+    yy, xx = np.mgrid[: A.shape[1], : A.shape[2]]
+    for a, c, i in zip(A, C, ids):
+        total = float(a.sum()) or 1.0
+        stats.append({"unit_id": int(i), "size_px": int((a > 0).sum()), "peak": float(a.max()),
+                      "centroid_yx": [float((a * yy).sum() / total), float((a * xx).sum() / total)],
+                      "trace_mean": float(c.mean()), "trace_std": float(c.std())})
+    return stats
+
+
+def footprint_matrix(A: np.ndarray) -> sparse.csr_matrix:
+    return sparse.csr_matrix(A.reshape(len(A), -1).astype(np.float32))
+
+
+def initial_yra(Y, A: np.ndarray, field: np.ndarray, n_background: int, max_pixels: int, frame_chunk: int,
+                fix_nan: bool, float32: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Step 6a in one pass over the movie: the projection on the footprints ``P = A Y^T``
+    and the time courses of up to ``max_pixels`` pixels of ``field`` at least 3 px from every
+    footprint. The background time courses ``f`` are their leading components; the
+    background maps ``b = Y f^T (f f^T)^-1`` are only needed through ``A b^T = P f^T (f f^T)^-1``
+    (step 7 fits them pixel by pixel). The units' traces are the least-squares unmixing of
+    the footprints given the background (YrA = C then; the initial traces' scale is not
+    assumed). Returns (YrA, f (n, frames), P)."""
+    Af = footprint_matrix(A)
+    dtype = np.float32 if float32 else np.float64
+    covered = ndimage.binary_dilation(A.max(axis=0) > 0, iterations=3) | ~field
+    pixels = temporal.background_pixels(covered, max_pixels) if n_background else np.zeros(0, int)
+    P, X = temporal.project_and_sample(Y, Af, pixels, frame_chunk, fix_nan, dtype)
+    P = P.astype(np.float64)
+    F = temporal.background_components(X, n_background) if n_background else np.zeros((0, P.shape[1]))
+    AAb = P @ F.T @ np.linalg.pinv(F @ F.T) if n_background else np.zeros((len(A), 0))  # A b^T
+    AA = (Af @ Af.T).toarray()
+    C = np.linalg.lstsq(AA, P - AAb @ F, rcond=None)[0]
+    YrA = ((P - AA @ C - AAb @ F) / np.diag(AA)[:, None] + C).astype(np.float32)
+    return YrA, F.astype(np.float32), P
+
+
+def final_yra(Y, A: np.ndarray, C: np.ndarray, b: np.ndarray, frame_chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Step 8a: one pass projecting the movie on the footprints and background maps; the
+    background time courses are re-fitted given C, then YrA by the CNMF formula.
+    Returns (YrA, f)."""
+    Af = footprint_matrix(A)
+    bflat = b.reshape(len(b), -1).astype(np.float64)
+    W = sparse.vstack([Af, sparse.csr_matrix(bflat)]).tocsr()
+    P = temporal.project_movie(Y, W, frame_chunk).astype(np.float64)
+    f = temporal.refit_background_trace(P[len(A):], bflat, Af, C)
+    return temporal.yra(P[: len(A)], Af, C, bflat, f), f
+
+
+def run_temporal_update(YrA: np.ndarray, settings: temporal.TemporalSettings, chunk: int, overlap: int,
+                        max_iter: int, tol: float, fps: float, shared: bool, max_decay_time: float) -> dict[str, np.ndarray]:
+    """Kernels per unit (and their decay times, kept for the filter), optionally replaced by
+    the kernel shared by the units with plausible decay, then the deconvolution of all units."""
+    p = settings.ar_order
+    own = temporal.estimate_kernels(YrA, p)
+    decay = temporal.decay_time(own, fps)
+    plausible = decay <= max_decay_time
+    if shared and plausible.any():
+        kernels = np.repeat(temporal.shared_kernel(own[plausible])[None], len(YrA), axis=0)
+    else:
+        kernels = own
+    units = temporal.update_traces(YrA, kernels, settings, chunk, overlap, max_iter, tol)
+    return {
+        "C": np.array([u.c for u in units], np.float32).reshape(len(units), -1),
+        "S": np.array([u.s for u in units], np.float32).reshape(len(units), -1),
+        "g": kernels.astype(np.float64),
+        "decay_time": decay.astype(np.float32),
+        "baseline": np.array([u.baseline for u in units], np.float32),
+        "trace_noise": np.array([u.noise for u in units], np.float32),
+        "converged": np.array([u.converged for u in units], bool),
+    }
+
+
+def traces_figure(ctx: StepContext, YrA: np.ndarray, C: np.ndarray, S: np.ndarray, ids: np.ndarray,
+                  n: int, name: str, caption: str, fps: float) -> None:
+    """Example traces: YrA (grey), C (colour) and spikes (ticks) for up to ``n`` units."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(n, len(C))
+    if n == 0:
+        return
+    order = np.argsort(-C.max(axis=1))[:n]
+    t = np.arange(C.shape[1]) / fps
+    fig, axes = plt.subplots(n, 1, figsize=(11, 1.3 * n + 0.5), sharex=True, squeeze=False)
+    for ax, i in zip(axes[:, 0], order):
+        ax.plot(t, YrA[i], color="0.7", lw=0.5)
+        ax.plot(t, C[i], lw=0.8)
+        spikes = np.flatnonzero(S[i] > 0)
+        if len(spikes):
+            ax.vlines(t[spikes], -0.15 * C[i].max(), -0.02 * C[i].max(), color="k", lw=0.6)
+        ax.set_ylabel(f"unit {ids[i]}", fontsize=8)
+    axes[-1, 0].set_xlabel("time (s)")
+    ctx.report_figure(fig, name, caption)
+
+
+def outline_overlay(A: np.ndarray, level: float = 0.3, color=(1.0, 0.6, 0.0)) -> np.ndarray:
+    """RGBA image (h, w, 4) with the outline of every footprint at ``level`` x its max
+    (one pass over the units, no contour tracing: fast for hundreds of units)."""
+    overlay = np.zeros(A.shape[1:] + (4,), np.float32)
+    for a in A:
+        peak = a.max()
+        if peak <= 0:
+            continue
+        mask = a > level * peak
+        edge = mask & ~ndimage.binary_erosion(mask)
+        overlay[edge] = (*color, 1.0)
+    return overlay
