@@ -21,17 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from scopeline.miniscope.api import run_pipeline
-from scopeline.miniscope.cnmf.metrics import evaluate_against_truth
+from scopeline.miniscope.cnmf.metrics import evaluate_run
 from scopeline.miniscope.simulate import SimulationParams, simulate_recording
-
-
-def evaluate_run(video_dir: Path, out_dir: Path) -> dict:
-    truth = np.load(video_dir / "truth.npz")
-    export = out_dir / "export"
-    A, C, S = (np.load(export / f"{k}.npy") for k in "ACS")
-    frame_index = np.array(json.loads((export / "units.json").read_text())["frame_index"])
-    crop = json.loads((out_dir / "steps" / "crop" / "crop.json").read_text())
-    return evaluate_against_truth(A, C, S, frame_index, truth["A"], truth["C"], truth["S"], (crop["y0"], crop["x0"]))
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ with the true calcium >= 0.95, of 5-frame-binned S with the true spikes >= 0.8.
 
 import pytest
 
-from benchmarks.miniscope_accuracy import evaluate_run  # the benchmark's evaluation, shared
+from scopeline.miniscope.cnmf.metrics import evaluate_run
 from scopeline.miniscope.api import run_pipeline
 from scopeline.miniscope.simulate import SimulationParams, simulate_recording
 

@@ -118,3 +118,19 @@ def evaluate_against_truth(A: np.ndarray, C: np.ndarray, S: np.ndarray, frame_in
     summary = accuracy_summary(A, C, S, A_frame[inside], C_true[inside][:, frame_index],
                                S_true[inside][:, frame_index], spike_bin)
     return {**summary, "offset": list(offset), "true_outside_frame": int((~inside).sum())}
+
+
+def evaluate_run(video_dir, out_dir, spike_bin: int = 5) -> dict:
+    """Score a finished run (``out_dir``) against the simulator's ``truth.npz`` in
+    ``video_dir`` (reads the export and the crop origin; the only I/O in this module)."""
+    import json
+    from pathlib import Path
+
+    video_dir, out_dir = Path(video_dir), Path(out_dir)
+    truth = np.load(video_dir / "truth.npz")
+    export = out_dir / "export"
+    A, C, S = (np.load(export / f"{k}.npy") for k in "ACS")
+    frame_index = np.array(json.loads((export / "units.json").read_text())["frame_index"])
+    crop = json.loads((out_dir / "steps" / "crop" / "crop.json").read_text())
+    return evaluate_against_truth(A, C, S, frame_index, truth["A"], truth["C"], truth["S"],
+                                  (crop["y0"], crop["x0"]), spike_bin)
