@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft as sfft
 from skimage.draw import polygon as draw_polygon
 
 WAVELENGTH_A = 0.0197  # 300 kV electrons
@@ -64,23 +65,23 @@ def simulate_micrograph(seed: int | np.random.Generator, size: int = 256) -> Syn
         loss += carbon * thickness / rng.uniform(1500.0, 2500.0)
         bad |= carbon > 0.5
 
-    for _ in range(rng.poisson(1.3)):
-        region, rho = _random_blob(rng, xx, yy, n, rng.uniform(3.0, 220.0))
+    for _ in range(rng.poisson(1.0)):
+        region, rho = _random_blob(rng, xx, yy, n, _log_uniform(rng, 5.0, 200.0))
         dome = np.sqrt(np.clip(1 - rho**2, 0, 1))
         thickness = rng.uniform(400.0, 6000.0) * (rng.uniform(0.3, 0.7) + (1 - 0.5) * dome)
         loss += region * thickness / rng.uniform(2500.0, 4000.0)
         phase += region * SIGMA * 4.5 * np.minimum(thickness, 1500.0) * 0.3
         bad |= region > 0.5
 
-    for _ in range(rng.poisson(0.8)):
-        region = _random_polygon(rng, n, rng.uniform(8.0, 180.0))
+    for _ in range(rng.poisson(0.6)):
+        region = _random_polygon(rng, n, _log_uniform(rng, 8.0, 160.0))
         contrast = rng.uniform(0.45, 0.85) if rng.random() < 0.6 else rng.uniform(1.12, 1.4)
         amplitude *= np.where(region, contrast * _bend_contours(rng, xx, yy), 1.0).astype(np.float32)
         phase += region * rng.uniform(0.1, 0.6)
         bad |= region
 
-    for _ in range(rng.poisson(0.35)):
-        region, rho = _random_blob(rng, xx, yy, n, rng.uniform(10.0, 140.0), roughness=0.03)
+    for _ in range(rng.poisson(0.3)):
+        region, rho = _random_blob(rng, xx, yy, n, _log_uniform(rng, 10.0, 140.0), roughness=0.03)
         amplitude *= np.where(region, rng.uniform(0.8, 0.95) + 0.05 * rho, 1.0).astype(np.float32)
         phase += region * rng.uniform(0.3, 1.0)
         bad |= region > 0.5
@@ -103,6 +104,10 @@ def simulate_micrograph(seed: int | np.random.Generator, size: int = 256) -> Syn
     )
 
 
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
 def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     n0, n1 = image.shape[0] // factor, image.shape[1] // factor
     return image[: n0 * factor, : n1 * factor].reshape(n0, factor, n1, factor).mean(axis=(1, 3)).astype(np.float32)
@@ -110,9 +115,9 @@ def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
 
 def _smooth_noise(rng: np.random.Generator, n: int, sigma: float) -> np.ndarray:
     """Zero-mean unit-variance Gaussian random field with correlation length ``sigma``."""
-    k = np.fft.fftfreq(n).astype(np.float32)
-    k2 = k[:, None] ** 2 + k[None, :] ** 2
-    field = np.fft.ifft2(np.fft.fft2(rng.normal(size=(n, n))) * np.exp(-2 * (np.pi * sigma) ** 2 * k2)).real
+    k2 = _k_squared(n, 1.0)
+    white = rng.standard_normal(size=(n, n), dtype=np.float32)
+    field = sfft.irfft2(sfft.rfft2(white) * np.exp(-2 * (np.pi * sigma) ** 2 * k2), s=(n, n))
     return ((field - field.mean()) / (field.std() + 1e-12)).astype(np.float32)
 
 
@@ -152,7 +157,7 @@ def _particle_phase(rng: np.random.Generator, n: int, centres: np.ndarray, diame
         return phase
     half = int(np.ceil(diameter * 0.75))
     g = np.arange(-half, half + 1, dtype=np.float32)
-    peak = rng.uniform(0.05, 0.35)  # projected phase at the particle centre (rad)
+    peak = rng.uniform(0.1, 0.6)  # projected phase at the particle centre (rad)
     blobs = rng.normal(size=(rng.integers(4, 25), 3)) * diameter * rng.uniform(0.12, 0.22)
     widths = rng.uniform(0.08, 0.18, len(blobs)) * diameter
     templates = []
@@ -197,12 +202,17 @@ def _random_blob(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A star-shaped blob with a sharp edge; returns (inside as float, normalised radius)."""
     cx, cy = rng.uniform(-0.1 * n, 1.1 * n, 2)
-    theta = np.arctan2(yy - cy, xx - cx)
-    edge = np.ones_like(xx)
-    for k in range(2, 9):
-        edge += rng.normal(0, roughness / k) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-    edge *= 1 + rng.uniform(0, 0.4) * np.cos(2 * (theta - rng.uniform(0, np.pi)))  # elongation
-    rho = np.hypot(xx - cx, yy - cy) / (radius * np.clip(edge, 0.3, None))
+    coefs = [(rng.normal(0, roughness / k), rng.uniform(0, 2 * np.pi)) for k in range(2, 9)]
+    stretch, tilt = rng.uniform(0, 0.4), rng.uniform(0, np.pi)
+    reach = radius * (1.5 + sum(abs(c) for c, _ in coefs)) * (1 + stretch)
+    rho = np.full(xx.shape, np.inf, np.float32)  # only the bounding box is computed
+    rows = slice(max(0, int(cy - reach)), max(0, min(n, int(cy + reach) + 1)))
+    cols = slice(max(0, int(cx - reach)), max(0, min(n, int(cx + reach) + 1)))
+    x, y = xx[rows, cols] - cx, yy[rows, cols] - cy
+    theta = np.arctan2(y, x)
+    edge = 1 + sum(c * np.cos(k * theta + p) for k, (c, p) in zip(range(2, 9), coefs))
+    edge *= 1 + stretch * np.cos(2 * (theta - tilt))  # elongation
+    rho[rows, cols] = np.hypot(x, y) / (radius * np.clip(edge, 0.3, None))
     return (rho < 1).astype(np.float32), rho
 
 
@@ -236,16 +246,23 @@ def ctf_1d(k: np.ndarray, defocus_a: float, amplitude_contrast: float = 0.07) ->
 def _apply_ctf(rng: np.random.Generator, phase: np.ndarray, pixel_a: float) -> np.ndarray:
     """Image contrast of a weak phase object: IFFT(CTF * envelope * FFT(phase))."""
     n = phase.shape[0]
-    k = np.fft.fftfreq(n, d=pixel_a).astype(np.float32)
-    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    ky = np.fft.fftfreq(n, d=pixel_a).astype(np.float32)[:, None]
+    kx = np.fft.rfftfreq(n, d=pixel_a).astype(np.float32)[None, :]
+    k2 = kx**2 + ky**2
     astig = rng.uniform(0, 0.05)
-    az = np.arctan2(k[None, :], k[:, None]) - rng.uniform(0, np.pi)
+    az = np.arctan2(ky, kx) - rng.uniform(0, np.pi)
     defocus = rng.uniform(5000.0, 35000.0) * (1 + astig * np.cos(2 * az))
     ctf = ctf_1d(np.sqrt(k2), defocus)
     envelope = np.exp(-rng.uniform(50.0, 300.0) / 4 * k2)
     transfer = (ctf * envelope).astype(np.complex64)
     transfer[0, 0] = 0.07  # amplitude contrast carries the mean phase
-    return np.fft.ifft2(np.fft.fft2(phase) * transfer).real.astype(np.float32)
+    return sfft.irfft2(sfft.rfft2(phase) * transfer, s=phase.shape).astype(np.float32)
+
+
+def _k_squared(n: int, pixel: float) -> np.ndarray:
+    ky = np.fft.fftfreq(n, d=pixel).astype(np.float32)[:, None]
+    kx = np.fft.rfftfreq(n, d=pixel).astype(np.float32)[None, :]
+    return kx**2 + ky**2
 
 
 def random_picks(

@@ -1,0 +1,117 @@
+"""Pure algorithms of the cleaner against hand-worked answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scopeline.cryoem.cleaner.predict import blend_window, predict_probability, tile_starts
+from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, prepare, robust_normalise
+from scopeline.cryoem.cleaner.score import box_means, good_region_scores, inside_image, keep_decision
+from scopeline.cryoem.cleaner.synth import ctf_1d, simulate_micrograph, WAVELENGTH_A
+
+
+def test_box_means_exact_for_fractional_boxes():
+    prob = np.zeros((10, 10))
+    prob[:, 5:] = 1.0  # right half bad
+    # box of side 4 centred on the boundary x=5: half of it bad
+    assert box_means(prob, np.array([5.0]), np.array([5.0]), 4.0)[0] == pytest.approx(0.5)
+    # centred at x=4.25: covers [2.25, 6.25): 1.25 of 4 columns bad
+    assert box_means(prob, np.array([4.25]), np.array([5.0]), 4.0)[0] == pytest.approx(1.25 / 4)
+    # clipped at the image edge: box [8, 12) -> inside part [8, 10) fully bad
+    assert box_means(prob, np.array([10.0]), np.array([5.0]), 4.0)[0] == pytest.approx(1.0)
+    # entirely outside: no score
+    assert np.isnan(box_means(prob, np.array([20.0]), np.array([5.0]), 4.0)[0])
+
+
+def test_box_means_matches_brute_force_on_random_mask():
+    rng = np.random.default_rng(3)
+    prob = rng.random((40, 50))
+    x, y = rng.integers(4, 46, 20).astype(float) + 0.5, rng.integers(4, 36, 20).astype(float) + 0.5
+    got = box_means(prob, x, y, 7.0)  # odd box on pixel centres: whole pixels
+    want = [prob[int(b - 3.5) : int(b + 3.5), int(a - 3.5) : int(a + 3.5)].mean() for a, b in zip(x, y)]
+    assert got == pytest.approx(want)
+
+
+def test_good_region_score_uses_the_given_box_at_micrograph_scale():
+    prob = np.zeros((16, 16))
+    prob[8:, :] = 1.0  # bottom half bad at model scale; micrograph is 10x larger
+    # pick at micrograph pixel (79.5, 79.5) -> continuous 80 -> model 8.0, on the boundary
+    score = good_region_scores(prob, np.array([79.5]), np.array([79.5]), 40.0, 10.0, 10.0)
+    assert score[0] == pytest.approx(0.5)
+    # box 40 px = 4 model px; centre at model y = 5: box [3, 7) is clean
+    assert good_region_scores(prob, np.array([100.0]), np.array([49.5]), 40.0, 10.0, 10.0)[0] == pytest.approx(1.0)
+
+
+def test_keep_decision_threshold_and_keep_all():
+    scores = np.array([0.2, 0.8, np.nan, 0.5])
+    assert keep_decision(scores, 0.5).tolist() == [False, True, False, False]
+    assert keep_decision(scores, -1).tolist() == [True, True, False, True]
+    assert inside_image(np.array([-1, 0, 9.9, 10]), np.array([0, 0, 0, 0]), (5, 10)).tolist() == [False, True, True, False]
+
+
+def test_robust_normalise_median_iqr():
+    image = np.arange(101, dtype=np.float32)  # median 50, IQR 50
+    out = robust_normalise(image[None, :])
+    assert out[0, 50] == 0 and out[0, 100] == pytest.approx(1.0) and out[0, 0] == pytest.approx(-1.0)
+    assert np.all(robust_normalise(np.ones((4, 4))) == 0)  # flat image: no division by zero
+
+
+def test_downsample_area_average_and_factor():
+    assert downsample_factor(200) == pytest.approx(12.5)
+    assert downsample_factor(8) == 1.0  # never upsample
+    image = np.kron(np.arange(16, dtype=np.float32).reshape(4, 4), np.ones((4, 4), np.float32))
+    assert np.allclose(downsample(image, 4.0), np.arange(16).reshape(4, 4))
+    small, factor = prepare(np.random.default_rng(0).random((4096, 4096), dtype=np.float32), 200)
+    assert factor == 12.5 and small.shape == (328, 328) and small.dtype == np.float32
+
+
+def test_tiles_cover_with_overlap():
+    for length in (100, 256, 257, 330, 1000):
+        starts = tile_starts(max(length, 256), 256, 32)
+        covered = np.zeros(max(length, 256), bool)
+        for s in starts:
+            covered[s : s + 256] = True
+        assert covered.all()
+        assert all(b - a <= 256 - 32 for a, b in zip(starts, starts[1:]))
+    w = blend_window(256, 32)
+    assert w.min() > 0 and w.max() == 1.0
+
+
+class _PixelwiseModel:
+    """A model whose logit is the pixel value: any seam in the tiling would show."""
+
+    def logits(self, batch):
+        return batch.copy()
+
+
+@pytest.mark.parametrize("shape", [(100, 90), (256, 256), (330, 331), (600, 420)])
+def test_tiled_prediction_has_no_seams(shape):
+    image = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    prob = predict_probability(image, _PixelwiseModel(), tile=256, overlap=32)
+    assert prob.shape == shape
+    assert np.allclose(prob, 1 / (1 + np.exp(-image)), atol=1e-6)
+
+
+def test_ctf_hand_values():
+    k = np.array([0.0])
+    assert ctf_1d(k, 10000.0)[0] == pytest.approx(0.07)
+    # first zero of the pure-phase CTF without Cs is at pi*lambda*dz*k^2 = pi
+    dz = 20000.0
+    k0 = 1 / np.sqrt(WAVELENGTH_A * dz)
+    assert ctf_1d(np.array([k0]), dz, amplitude_contrast=0.0)[0] == pytest.approx(
+        np.sin(np.pi - 0.5 * np.pi * 2.7e7 * WAVELENGTH_A**3 * k0**4), abs=1e-9)
+
+
+def test_simulation_is_reproducible_and_physical():
+    a, b = simulate_micrograph(7, 128), simulate_micrograph(7, 128)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    assert a.image.shape == a.mask.shape == (128, 128)
+    assert 0 <= a.mask.min() and a.mask.max() <= 1
+    # over many seeds, contamination and carbon make bad regions darker than clean ice
+    darker = []
+    for seed in range(12):
+        m = simulate_micrograph(seed, 128)
+        if 0.1 < (m.mask > 0.5).mean() < 0.9:
+            darker.append(np.median(m.image[m.mask > 0.5]) < np.median(m.image[m.mask == 0]))
+    assert len(darker) >= 4 and np.mean(darker) >= 0.6
