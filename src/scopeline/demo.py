@@ -84,6 +84,36 @@ def demo_maxshift(root: Path, workers: int | None) -> Iterator[str]:
            f"{summary.get('n_failed')} failed -> {out}/report.html")
 
 
+def demo_clean(root: Path, workers: int | None) -> Iterator[str]:
+    """Six simulated micrographs (carbon, contamination, ice crystals) at 4x the model's
+    scale with a generic picker's picks (every particle plus junk), cleaned by the model."""
+    import pandas as pd
+
+    from .cryoem.cleaner.clean import CleanParams, run_clean
+    from .cryoem.cleaner.synth import random_picks, simulate_micrograph
+    from .cryoem.simulate import write_mrc_movie
+    from .io.coords import write_coordinates
+
+    folder = root / "clean" / "micrographs"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(4)
+    scale, boxes = 4, []
+    for i in range(6):
+        mic = simulate_micrograph(1000 + i, size=256)
+        image = np.kron(mic.image, np.ones((scale, scale), np.float32))
+        write_mrc_movie(folder / f"mic_{i:02d}.mrc", image[None], 1.0)
+        picks = random_picks(rng, mic) * scale
+        write_coordinates(folder / f"mic_{i:02d}_autopick.star",
+                          pd.DataFrame({"x": picks[:, 0], "y": picks[:, 1]}), "star")
+        boxes.append(mic.box_size * scale)
+    out = root / "clean" / "out"
+    params = CleanParams(box_size=float(np.median(boxes)), save_masks=True, thumbnails=3)
+    summary = run_clean([folder], [folder], out, params)
+    yield (f"clean: {summary['n_kept']} of {summary['n_picks']} picks kept on "
+           f"{summary['n_micrographs']} micrographs ({summary['n_failed']} failed) "
+           f"-> {out}/report.html, {out}/thumbnails")
+
+
 def demo_miniscope(root: Path, workers: int | None) -> Iterator[str]:
     """A small simulated recording (160x160 px, 800 frames at 10 Hz, 14 neurons, background,
     vignetting, drift with a 12 px jump) through the whole pipeline, scored against truth."""
@@ -104,6 +134,7 @@ def demo_miniscope(root: Path, workers: int | None) -> Iterator[str]:
 DEMOS: list[tuple[str, Callable[[Path, int | None], Iterator[str]]]] = [
     ("dose", demo_dose),
     ("maxshift", demo_maxshift),
+    ("clean", demo_clean),
     ("miniscope", demo_miniscope),
 ]
 
