@@ -29,7 +29,7 @@ from scopeline.io.motion import Trajectory, format_relion_motion_star, read_reli
 from scopeline.io.star import read_star
 from scopeline.stream import StreamOptions
 
-RELION = Path("/work/shared/data/relion")
+from tests.shared_data import RELION
 needs_relion = pytest.mark.skipif(not RELION.is_dir(), reason="shared RELION files not present")
 PIXEL = 1.14  # Å/px of the original test movies
 

@@ -11,7 +11,7 @@ from scopeline.errors import InputError
 from scopeline.io.sets import movie_set, natural_key, read_scipion_set
 from scopeline.io.star import read_star, write_star
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "relion"
+from tests.shared_data import RELION as SHARED
 
 
 def test_write_star_round_trip_and_empty_loop(tmp_path):
