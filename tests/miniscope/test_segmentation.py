@@ -42,3 +42,20 @@ def test_merge_spatial_removes_small_components():
     tiny[0, 5:7, 5:7] = 1
     merged, groups = merge_spatial(tiny, 25, 5, 0.4, min_size=9)
     assert len(merged) == 0 and groups == []
+
+
+def test_sparse_footprints_give_the_same_merge_as_dense():
+    from scipy import sparse
+
+    rng = np.random.default_rng(3)
+    centers = rng.uniform(8, 52, size=(12, 2))
+    images = [_blobs(centers[:6]), _blobs(centers[3:] + 0.7), _blobs(centers[::2] - 0.5)]
+    labels = [watershed_regions(im, 5, 0.1, 1.0, 5) for im in images]
+    dense = np.concatenate([regions_to_footprints(im, lab) for im, lab in zip(images, labels)])
+    sparse_form = sparse.vstack([regions_to_footprints(im, lab, dense=False) for im, lab in zip(images, labels)])
+    assert np.array_equal(sparse_form.toarray(), dense.reshape(len(dense), -1))
+    merged_dense, groups_dense = merge_spatial(dense, 25, 5, 0.4, 9)
+    merged_sparse, groups_sparse = merge_spatial(sparse_form, 25, 5, 0.4, 9, shape=(60, 60))
+    assert groups_dense == groups_sparse and any(len(g) > 1 for g in groups_dense)
+    assert np.array_equal(merged_sparse.toarray(), merged_dense.reshape(len(merged_dense), -1))
+    assert np.allclose(footprint_stats(merged_sparse, (60, 60))[0], footprint_stats(merged_dense)[0])

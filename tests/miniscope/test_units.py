@@ -51,3 +51,27 @@ def test_temporal_merge_joins_split_cell_only():
     merged = np.einsum("hw,t->thw", A2[0], C2[0])
     original = np.einsum("nhw,nt->thw", A[:2], C[:2])
     assert np.linalg.norm(merged - original) < 0.05 * np.linalg.norm(original)
+
+
+def test_sparse_footprints_give_the_same_units_as_dense():
+    from scipy import sparse
+
+    rng = np.random.default_rng(1)
+    trace = rng.random(500) ** 5
+    A = np.zeros((3, 20, 20), np.float32)
+    A[0, 5:10, 5:9] = 1
+    A[1, 5:10, 8:12] = 2
+    A[2, 14:18, 14:18] = 1
+    C = np.stack([trace, 0.5 * trace + 0.01 * rng.random(500), rng.random(500) ** 5]).astype(np.float32)
+    video = np.einsum("nhw,nt->thw", A, C)
+    As = sparse.csr_matrix(A.reshape(3, -1))
+    traces = extract_traces(da.from_array(video, chunks=(64, -1, -1)), As, batch_size=2)
+    assert np.allclose(traces, extract_traces(da.from_array(video, chunks=(64, -1, -1)), A))
+    An, Cn = normalize_units(As, traces, "l2")
+    Ad, Cd = normalize_units(A, traces, "l2")
+    assert np.allclose(An.toarray(), Ad.reshape(3, -1)) and np.allclose(Cn, Cd)
+    A2s, C2s, groups_s = merge_temporal(An, Cn, 0.75, 0.2)
+    A2d, C2d, groups_d = merge_temporal(Ad, Cd, 0.75, 0.2)
+    assert groups_s == groups_d == [[0, 1], [2]]
+    assert np.allclose(A2s.toarray(), A2d.reshape(2, -1), atol=1e-6) and np.allclose(C2s, C2d, atol=1e-5)
+    assert bad_units(As, C) == bad_units(A, C) == {}

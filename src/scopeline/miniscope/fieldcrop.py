@@ -80,11 +80,16 @@ def correct_and_crop(frames: np.ndarray, shifts: np.ndarray, region: CropRegion,
     so memory is the output block plus one frame."""
     from .registration import apply_mesh, apply_shifts
 
+    if mesh is None:  # rigid: warp straight into the crop window
+        box = (region.y0, region.y1, region.x0, region.x1)
+        out = apply_shifts(frames, shifts, fill, box)
+        np.nan_to_num(out, copy=False, nan=fill, posinf=fill, neginf=fill)
+        out *= mask
+        return out
     out = np.empty((len(frames),) + mask.shape, np.float32)
     for i in range(len(frames)):
         corrected = apply_shifts(frames[i : i + 1], shifts[i : i + 1], fill)
-        if mesh is not None:
-            corrected, _ = apply_mesh(corrected, template, mesh, fill)
+        corrected, _ = apply_mesh(corrected, template, mesh, fill)
         frame = corrected[0, region.y0 : region.y1, region.x0 : region.x1]
         np.nan_to_num(frame, copy=False, nan=fill, posinf=fill, neginf=fill)
         out[i] = np.where(mask, frame, np.float32(0))

@@ -1,7 +1,7 @@
 """NNDSVD initialisation of a video (Boutsidis & Gallopoulos 2008), out of core.
 
 The video (frames, pixels) is factorised by a randomized SVD with power iterations
-(``dask.array.linalg.svd_compressed``: a few passes over frame chunks); each singular
+(one pass over frame chunks per iteration, see ``randomized_svd``); each singular
 pair is then split into its dominant non-negative part. Component 0 (the leading pair,
 non-negative by Perron-Frobenius) is the background.
 """
@@ -11,16 +11,57 @@ from __future__ import annotations
 import numpy as np
 
 
-def randomized_svd(video2d, k: int, power_iterations: int = 5, seed: int = 0):
-    """Leading ``k`` singular triplets of a dask (frames, pixels) array: u (T, k), s (k,), v (k, P)."""
-    import dask
-    import dask.array as da
+def _gram_block(block: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Y_c^T (Y_c Z) for one chunk of frames Y_c (t, P) and Z (P, l), single-threaded."""
+    from threadpoolctl import threadpool_limits
 
-    k = min(k, *video2d.shape)
-    u, s, v = da.linalg.svd_compressed(video2d, k, n_power_iter=power_iterations, seed=seed,
-                                     iterator="QR", compute=False)
-    u, s, v = dask.compute(u, s, v)
-    return np.asarray(u), np.asarray(s), np.asarray(v)
+    with threadpool_limits(1):
+        Y = np.asarray(block, Z.dtype)
+        return Y.T @ (Y @ Z)
+
+
+def _project_block(block: np.ndarray, Q: np.ndarray) -> tuple[np.ndarray, float]:
+    """(Y_c Q, ||Y_c||^2) for one chunk of frames, single-threaded."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        Y = np.asarray(block, Q.dtype)
+        return Y @ Q, float(np.square(Y, dtype=np.float64).sum())
+
+
+def randomized_svd(video2d, k: int, power_iterations: int = 5, seed: int = 0, oversample: int = 10,
+                   return_energy: bool = False):
+    """Leading ``k`` singular triplets of a dask (frames, pixels) array: u (T, k), s (k,), v (k, P)
+    (and ||Y||^2 with ``return_energy``).
+
+    Randomized range finder on the pixel side (Halko et al. 2011): Z = (Y^T Y)^(q+1) Omega
+    with ``q`` = ``power_iterations`` and orthonormalisation after every product, then the
+    SVD of the small Y Q. Each product Y^T (Y Z) = sum over frame chunks of
+    Y_c^T (Y_c Z) is one pass over the video, so the whole costs q + 2 passes (dask's
+    ``svd_compressed`` needs 2q + 2). Memory: a few (pixels, k + oversample) matrices."""
+    import dask
+
+    from .tasks import share, tree_reduce
+
+    T, P = video2d.shape
+    k = min(k, T, P)
+    width = min(k + oversample, T, P)
+    dtype = np.float64 if video2d.dtype == np.float64 else np.float32
+    if len(video2d.chunks[1]) > 1:
+        video2d = video2d.rechunk((video2d.chunks[0], -1))
+    blocks = video2d.to_delayed().ravel()
+    Z = np.random.default_rng(seed).standard_normal((P, width)).astype(dtype)
+    for _ in range(power_iterations + 1):
+        shared = share(Z)
+        Z = tree_reduce([dask.delayed(_gram_block)(b, shared) for b in blocks], np.add).compute()
+        Z = np.linalg.qr(Z.astype(np.float64))[0].astype(dtype)
+    shared = share(Z)
+    parts = dask.compute(*[dask.delayed(_project_block)(b, shared) for b in blocks])
+    B = np.concatenate([p[0] for p in parts]).astype(np.float64)
+    energy = float(sum(p[1] for p in parts))
+    ub, s, vbt = np.linalg.svd(B, full_matrices=False)
+    u, s, v = ub[:, :k], s[:k], (Z.astype(np.float64) @ vbt[:k].T).T
+    return (u, s, v, energy) if return_energy else (u, s, v)
 
 
 def nndsvd(u: np.ndarray, s: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -170,17 +170,20 @@ def motion_outliers(shifts: np.ndarray, k: float = 5.0, min_motion: float = 2.0)
     return np.flatnonzero(motion > threshold), motion
 
 
-def apply_shifts(frames: np.ndarray, shifts: np.ndarray, fill: float = 0.0) -> np.ndarray:
-    """Shift each frame by (dy, dx) with bilinear interpolation; float32 out."""
+def apply_shifts(frames: np.ndarray, shifts: np.ndarray, fill: float = 0.0,
+                 box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Shift each frame by (dy, dx) with bilinear interpolation; float32 out. With
+    ``box`` = (y0, y1, x0, x1) only that window of the shifted frames is computed."""
     import cv2
 
     cv2.setNumThreads(1)
     t, h, w = frames.shape
-    out = np.empty((t, h, w), np.float32)
+    y0, y1, x0, x1 = box if box is not None else (0, h, 0, w)
+    out = np.empty((t, y1 - y0, x1 - x0), np.float32)
     for i, (frame, (dy, dx)) in enumerate(zip(frames, shifts)):
-        matrix = np.float32([[1, 0, dx], [0, 1, dy]])
-        out[i] = cv2.warpAffine(frame.astype(np.float32, copy=False), matrix, (w, h), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=float(fill))
+        matrix = np.float32([[1, 0, dx - x0], [0, 1, dy - y0]])
+        out[i] = cv2.warpAffine(frame.astype(np.float32, copy=False), matrix, (x1 - x0, y1 - y0),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float(fill))
     return out
 
 

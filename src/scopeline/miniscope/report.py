@@ -127,8 +127,13 @@ def components_figure(mean_frame: np.ndarray, footprints: np.ndarray, title: str
     ax = axes[0, 0]
     ax.imshow(mean_frame, cmap="gray")
     for a in footprints:
-        if a.max() > 0:
-            ax.contour(a > 0.3 * a.max(), levels=[0.5], colors="r", linewidths=0.6)
+        peak = a.max()
+        if peak > 0:  # contour drawn over the footprint's box (1 px margin) only: same line, far faster
+            rows, cols = np.flatnonzero(a.max(axis=1) > 0), np.flatnonzero(a.max(axis=0) > 0)
+            y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, a.shape[0])
+            x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, a.shape[1])
+            ax.contour(np.arange(x0, x1), np.arange(y0, y1), a[y0:y1, x0:x1] > 0.3 * peak, levels=[0.5],
+                       colors="r", linewidths=0.6)
     ax.set_title(f"{title} ({len(footprints)})")
     ax.axis("off")
     return fig

@@ -13,20 +13,27 @@ from .. import report
 from ..fieldcrop import correct_and_crop, crop_region
 from ..params import CropParams
 from ..registration import apply_shifts
+from ..tasks import share, tree_reduce
 from .base import Step, StepContext
 
 
 def correct_chunk(store: str, source: str, target: str, positions: np.ndarray, shifts: np.ndarray, region,
-                  mask: np.ndarray, fill: float, mesh, template, first: int) -> tuple[int, int]:
+                  mask: np.ndarray, fill: float, mesh, template, first: int) -> dict:
     """Correct and crop frames ``positions`` of ``source``, write them as one chunk of
-    ``target`` at ``first``; return (non-finite values, empty frames). Only this chunk is
-    in memory."""
+    ``target`` at ``first``; return the counts of non-finite values and empty frames and
+    the chunk's sum and max frames. Only this chunk is in memory."""
     import zarr
 
     frames = zarr.open_array(store, path=source, mode="r").oindex[np.asarray(positions), :, :]
     out = correct_and_crop(frames, shifts, region, mask, fill, mesh, template)
     zarr.open_array(store, path=target, mode="r+")[first : first + len(out)] = out
-    return int((~np.isfinite(out)).sum()), int((out.reshape(len(out), -1).max(axis=1) <= 0).sum())
+    return {"bad": int((~np.isfinite(out)).sum()), "empty": int((out.reshape(len(out), -1).max(axis=1) <= 0).sum()),
+            "sum": out.sum(axis=0, dtype=np.float64), "max": out.max(axis=0)}
+
+
+def combine_stats(a: dict, b: dict) -> dict:
+    return {"bad": a["bad"] + b["bad"], "empty": a["empty"] + b["empty"], "sum": a["sum"] + b["sum"],
+            "max": np.maximum(a["max"], b["max"])}
 
 
 class CropStep(Step):
@@ -54,14 +61,17 @@ class CropStep(Step):
             template = apply_shifts(sample, shifts[: len(sample)], fill).mean(axis=0)
         target = ctx.create("Y", (len(keep),) + mask.shape, np.float32, (p.chunk_frames,) + mask.shape)
         source = "preprocess/pre"
+        shared_mask = share(mask)  # one copy per worker, not one per task
+        shared_template = None if template is None else share(template)
         tasks = [dask.delayed(correct_chunk)(str(ctx.store_path), source, target, keep[a : a + p.chunk_frames],
-                                             shifts[a : a + p.chunk_frames], region, mask, fill, mesh, template, a)
+                                             shifts[a : a + p.chunk_frames], region, shared_mask, fill, mesh,
+                                             shared_template, a)
                  for a in range(0, len(keep), p.chunk_frames)]
-        counts = np.array(dask.compute(*tasks)).reshape(-1, 2)
-        bad, empty = counts.sum(axis=0) if len(counts) else (0, 0)
+        stats = tree_reduce(tasks, combine_stats).compute() if tasks else {
+            "bad": 0, "empty": 0, "sum": np.zeros(mask.shape), "max": np.zeros(mask.shape)}
+        bad, empty = stats["bad"], stats["empty"]
+        mean, peak = stats["sum"] / max(len(keep), 1), stats["max"]
         Y = ctx.read("Y")
-        mean, peak = dask.compute(Y.mean(axis=0), Y.max(axis=0)) if len(keep) else (
-            np.zeros(mask.shape), np.zeros(mask.shape))
         validation = {"frames": int(len(Y)), "non_finite": int(bad), "empty_frames": int(empty)}
         ctx.write_json("validation", validation)
         if bad:

@@ -19,13 +19,13 @@ class InitStep(Step):
     name = "init"
     title = "3b. NNDSVD initialisation"
     params_model = InitParams
+    version = "2"  # one-pass-per-iteration randomized SVD
 
     def run(self, ctx: StepContext, p: InitParams) -> dict:
         Y = ctx.read("Y")
         T, h, w = Y.shape
         video2d = Y.reshape(T, h * w).rechunk((p.chunk_frames, -1))
-        u, s, v = randomized_svd(video2d, p.n_components, p.power_iterations, p.seed)
-        energy = float((video2d.astype(np.float64) ** 2).sum().compute())
+        u, s, v, energy = randomized_svd(video2d, p.n_components, p.power_iterations, p.seed, return_energy=True)
         W, H = nndsvd(u, s, v)
         spatial = regularize_components(H, (h, w), p.spatial_regularization, p.sparsity_threshold)
         cumulative = variance_explained(s, energy)

@@ -19,6 +19,7 @@ from ..io_video import find_videos, probe_video, read_frames
 from ..linesplit import detect_left_edge, detect_robust, left_edge_means
 from ..params import LoadParams
 from .. import report
+from ..tasks import tree_reduce
 from .base import Step, StepContext
 
 
@@ -28,14 +29,19 @@ def read_block(path: str, start: int, stop: int, factor: int, method: str) -> np
 
 
 def load_chunk(segments: list[tuple[str, int, int]], factor: int, method: str, edge_width: int,
-               store: str, component: str, first: int) -> np.ndarray:
+               store: str, component: str, first: int) -> tuple[np.ndarray, np.ndarray]:
     """Read one stored chunk of frames (possibly from several files), write it into the
-    zarr array at ``first`` and return its left-edge statistic. Only this chunk is in memory."""
+    zarr array at ``first`` and return its left-edge statistic and sum frame (float64).
+    Only this chunk is in memory."""
     import zarr
 
     frames = np.concatenate([read_block(path, a, b, factor, method) for path, a, b in segments])
     zarr.open_array(store, path=component, mode="r+")[first : first + len(frames)] = frames
-    return left_edge_means(frames, edge_width)
+    return left_edge_means(frames, edge_width), frames.sum(axis=0, dtype=np.float64)
+
+
+def _combine(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([a[0], b[0]]), a[1] + b[1]
 
 
 def _segments(infos, starts: np.ndarray, first: int, stop: int) -> list[tuple[str, int, int]]:
@@ -136,8 +142,8 @@ class LoadStep(Step):
             segments = _segments(infos, starts, first, min(first + p.chunk_frames, n_use))
             tasks.append(dask.delayed(load_chunk)(segments, p.downsample_space, p.downsample_method, width,
                                                   str(ctx.store_path), target, first))
-        edge = np.concatenate(dask.compute(*tasks))
-        mean = ctx.read("varr").mean(axis=0, dtype=np.float64).compute()
+        edge, total_frame = tree_reduce(tasks, _combine).compute()
+        mean = total_frame / max(n_use, 1)
 
         removed = np.zeros(0, np.int64)
         threshold = np.full(len(edge), np.nan)
