@@ -80,7 +80,8 @@ def test_neurons_have_candidates_within_5_px(recording):
 
 
 def test_killed_in_step_2_and_restarted_matches_uninterrupted(tmp_path):
-    """A real SIGKILL while step 2 (preprocess) is writing, then a plain re-run."""
+    """A real SIGKILL while step 2 (the load pass: decode, preprocess, register) is
+    writing, then a plain re-run."""
     sim = SimulationParams(height=128, width=128, n_frames=600, n_neurons=15, frames_per_file=200, seed=5)
     simulate_recording(tmp_path / "videos", sim)
     script = ("import sys; from scopeline.miniscope.api import run_pipeline; "
@@ -90,16 +91,17 @@ def test_killed_in_step_2_and_restarted_matches_uninterrupted(tmp_path):
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "videos"), str(killed)])
     deadline = time.time() + 120
-    while time.time() < deadline and not (killed / "store.zarr" / "preprocess").exists():
-        time.sleep(0.02)
+    chunks = killed / "store.zarr" / "load" / "pre" / "c"
+    while time.time() < deadline and not (chunks.exists() and len(list(chunks.iterdir())) >= 5):
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert (killed / "steps" / "load" / "complete.json").exists()
-    assert not (killed / "steps" / "preprocess" / "complete.json").exists()
+    assert (killed / "steps" / "config" / "complete.json").exists()
+    assert not (killed / "steps" / "load" / "complete.json").exists()
     for out in (killed, tmp_path / "clean"):
         subprocess.run([sys.executable, "-c", script, str(tmp_path / "videos"), str(out)], check=True)
     a = zarr.open_group(str(killed / "store.zarr"), mode="r")
     b = zarr.open_group(str(tmp_path / "clean" / "store.zarr"), mode="r")
-    for name in ["load/varr", "preprocess/pre", "motion/shifts", "crop/Y", "init/nndsvd_spatial",
+    for name in ["load/pre", "motion/shifts", "crop/Y", "init/nndsvd_spatial",
                  "detect/A_init", "detect/C_init"]:
         assert np.array_equal(a[name][...], b[name][...]), name

@@ -58,12 +58,16 @@ def test_outputs_and_contract(baseline):
     assert [s.name for s in result.steps] == CORE and result.ran == CORE
     group = zarr.open_group(str(out / "store.zarr"), mode="r")
     Y, A, C = group["crop/Y"], group["detect/A_init"], group["detect/C_init"]
-    assert Y.dtype == np.float32 and Y.chunks[0] == 50
+    assert Y.dtype == np.float16 and Y.chunks[0] == 50  # stored half precision ...
     assert A.shape[1:] == Y.shape[1:] and C.shape == (A.shape[0], Y.shape[0])
     assert group["detect/unit_ids"].shape == (A.shape[0],)
     assert group["init/f_init"].shape == (Y.shape[0],) and group["init/b_init"].shape == Y.shape[1:]
     assert group["crop/crop_mask"].dtype == bool
     assert group["motion/frame_index"].shape == (Y.shape[0],)
+    from scopeline.miniscope.steps.base import StepContext
+
+    ctx = StepContext(out_dir=out, step="init", upstream=CORE[:5][::-1])
+    assert ctx.read("Y").dtype == np.float32  # ... read as float32
     assert json.loads((out / "params.json").read_text())["load"]["line_split"] is True
     assert (out / "report.html").exists() and (out / "report" / "motion_shifts.png").exists()
     removed = (out / "all_removed_frames.txt").read_text().splitlines()
@@ -86,9 +90,12 @@ def test_changed_parameter_reruns_that_step_and_later(videos, baseline, tmp_path
     p.detect.normalize = "l2"
     result = _run(videos, out, p)
     assert result.ran == ["detect"]
-    p.preprocess.background_size = 10
+    p.motion.qc_threshold = 4.0  # frame QC only: the load pass is reused
     result = _run(videos, out, p)
-    assert result.ran == CORE[2:] and result.reused == CORE[:2]
+    assert result.ran == CORE[3:] and result.reused == CORE[:3]
+    p.preprocess.background_size = 10  # filtering happens in the load pass: it re-runs
+    result = _run(videos, out, p)
+    assert result.ran == CORE[1:] and result.reused == CORE[:1]
 
 
 def test_from_and_to(videos, baseline, tmp_path):
@@ -103,10 +110,10 @@ def test_from_and_to(videos, baseline, tmp_path):
 
 
 def test_crash_in_step_2_then_resume_is_identical(videos, baseline, tmp_path, monkeypatch):
-    from scopeline.miniscope.steps import preprocess
+    from scopeline.miniscope.steps import load
 
     calls = {"n": 0}
-    real = preprocess.preprocess_frames
+    real = load.preprocess_frames
 
     def crashing(frames, p):
         calls["n"] += 1
@@ -114,14 +121,14 @@ def test_crash_in_step_2_then_resume_is_identical(videos, baseline, tmp_path, mo
             raise KeyboardInterrupt("killed")
         return real(frames, p)
 
-    monkeypatch.setattr(preprocess, "preprocess_frames", crashing)
+    monkeypatch.setattr(load, "preprocess_frames", crashing)
     out = tmp_path / "crashed"
     with pytest.raises(KeyboardInterrupt):
         _run(videos, out)
-    assert not (out / "steps" / "preprocess" / "complete.json").exists()
-    monkeypatch.setattr(preprocess, "preprocess_frames", real)
+    assert calls["n"] == 3 and not (out / "steps" / "load" / "complete.json").exists()
+    monkeypatch.setattr(load, "preprocess_frames", real)
     result = _run(videos, out)
-    assert result.reused == ["config", "load"] and result.ran == CORE[2:]
+    assert result.reused == ["config"] and result.ran == CORE[1:]
     resumed, clean = _arrays(out), _arrays(baseline[0])
     for name in clean:
         assert np.array_equal(resumed[name], clean[name]), name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numba
 import numpy as np
 
 
@@ -80,12 +81,8 @@ def correct_and_crop(frames: np.ndarray, shifts: np.ndarray, region: CropRegion,
     so memory is the output block plus one frame."""
     from .registration import apply_mesh, apply_shifts
 
-    if mesh is None:  # rigid: warp straight into the crop window
-        box = (region.y0, region.y1, region.x0, region.x1)
-        out = apply_shifts(frames, shifts, fill, box)
-        np.nan_to_num(out, copy=False, nan=fill, posinf=fill, neginf=fill)
-        out *= mask
-        return out
+    if mesh is None:  # rigid: shift straight into the crop window
+        return shift_into_box(frames, shifts, region.y0, region.x0, mask, fill)
     out = np.empty((len(frames),) + mask.shape, np.float32)
     for i in range(len(frames)):
         corrected = apply_shifts(frames[i : i + 1], shifts[i : i + 1], fill)
@@ -94,3 +91,45 @@ def correct_and_crop(frames: np.ndarray, shifts: np.ndarray, region: CropRegion,
         np.nan_to_num(frame, copy=False, nan=fill, posinf=fill, neginf=fill)
         out[i] = np.where(mask, frame, np.float32(0))
     return out
+
+
+def shift_into_box(frames: np.ndarray, shifts: np.ndarray, y0: int, x0: int, mask: np.ndarray,
+                   fill: float = 0.0) -> np.ndarray:
+    """Rigid bilinear shift of each frame by (dy, dx) (``scipy.ndimage.shift`` convention:
+    output(y, x) = frame(y - dy, x - dx)), evaluated only in the window of ``mask``'s
+    shape at (y0, x0): pixels from outside the frame and non-finite values become
+    ``fill``, pixels outside ``mask`` 0. float32 (t, *mask.shape); any input dtype."""
+    out = np.empty((len(frames),) + mask.shape, np.float32)
+    shifts = np.asarray(shifts, np.float64).reshape(len(frames), 2)
+    _shift_into_box(np.ascontiguousarray(frames), shifts, int(y0), int(x0), np.ascontiguousarray(mask, np.bool_),
+                    np.float32(fill), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _shift_into_box(frames, shifts, y0, x0, mask, fill, out):  # pragma: no cover - compiled
+    t, h, w = frames.shape
+    bh, bw = mask.shape
+    for k in range(t):
+        sy, sx = y0 - shifts[k, 0], x0 - shifts[k, 1]
+        iy, ix = int(np.floor(sy)), int(np.floor(sx))
+        ay, ax = np.float32(sy - iy), np.float32(sx - ix)
+        w00, w01 = (1 - ay) * (1 - ax), (1 - ay) * ax
+        w10, w11 = ay * (1 - ax), ay * ax
+        for v in range(bh):
+            r0 = iy + v
+            r1 = r0 + 1
+            in0 = 0 <= r0 < h
+            in1 = 0 <= r1 < h
+            for u in range(bw):
+                if not mask[v, u]:
+                    out[k, v, u] = 0
+                    continue
+                c0 = ix + u
+                c1 = c0 + 1
+                a = np.float32(frames[k, r0, c0]) if in0 and 0 <= c0 < w else fill
+                b = np.float32(frames[k, r0, c1]) if in0 and 0 <= c1 < w else fill
+                c = np.float32(frames[k, r1, c0]) if in1 and 0 <= c0 < w else fill
+                d = np.float32(frames[k, r1, c1]) if in1 and 0 <= c1 < w else fill
+                value = w00 * a + w01 * b + w10 * c + w11 * d
+                out[k, v, u] = value if np.isfinite(value) else fill

@@ -29,8 +29,17 @@ def _project_block(block: np.ndarray, Q: np.ndarray) -> tuple[np.ndarray, float]
         return Y @ Q, float(np.square(Y, dtype=np.float64).sum())
 
 
+def sample_blocks(n_blocks: int, block_frames: int, sample_frames: int | None) -> np.ndarray:
+    """Indices of whole frame chunks spread evenly over the recording, holding about
+    ``sample_frames`` frames (all chunks when None / 0 or the recording is shorter)."""
+    if not sample_frames or n_blocks * block_frames <= sample_frames:
+        return np.arange(n_blocks)
+    n = max(1, int(np.ceil(sample_frames / block_frames)))
+    return np.unique(np.linspace(0, n_blocks - 1, n).round().astype(int))
+
+
 def randomized_svd(video2d, k: int, power_iterations: int = 5, seed: int = 0, oversample: int = 10,
-                   return_energy: bool = False):
+                   return_energy: bool = False, sample_frames: int | None = None):
     """Leading ``k`` singular triplets of a dask (frames, pixels) array: u (T, k), s (k,), v (k, P)
     (and ||Y||^2 with ``return_energy``).
 
@@ -38,7 +47,11 @@ def randomized_svd(video2d, k: int, power_iterations: int = 5, seed: int = 0, ov
     with ``q`` = ``power_iterations`` and orthonormalisation after every product, then the
     SVD of the small Y Q. Each product Y^T (Y Z) = sum over frame chunks of
     Y_c^T (Y_c Z) is one pass over the video, so the whole costs q + 2 passes (dask's
-    ``svd_compressed`` needs 2q + 2). Memory: a few (pixels, k + oversample) matrices."""
+    ``svd_compressed`` needs 2q + 2). With ``sample_frames`` the q + 1 range-finder
+    passes use only whole chunks spread evenly over the recording, holding about that
+    many frames (the spatial subspace of a long recording is found from a sample; the
+    time courses still come from every frame). Memory: a few (pixels, k + oversample)
+    matrices."""
     import dask
 
     from .tasks import share, tree_reduce
@@ -50,11 +63,12 @@ def randomized_svd(video2d, k: int, power_iterations: int = 5, seed: int = 0, ov
     if len(video2d.chunks[1]) > 1:
         video2d = video2d.rechunk((video2d.chunks[0], -1))
     blocks = video2d.to_delayed().ravel()
+    sampled = [blocks[i] for i in sample_blocks(len(blocks), max(video2d.chunks[0]), sample_frames)]
     Z = np.random.default_rng(seed).standard_normal((P, width)).astype(dtype)
     for _ in range(power_iterations + 1):
         shared = share(Z)
-        Z = tree_reduce([dask.delayed(_gram_block)(b, shared) for b in blocks], np.add).compute()
-        Z = np.linalg.qr(Z.astype(np.float64))[0].astype(dtype)
+        Z = tree_reduce([dask.delayed(_gram_block)(b, shared) for b in sampled], np.add).compute()
+        Z = np.linalg.qr(Z)[0].astype(dtype)
     shared = share(Z)
     parts = dask.compute(*[dask.delayed(_project_block)(b, shared) for b in blocks])
     B = np.concatenate([p[0] for p in parts]).astype(np.float64)

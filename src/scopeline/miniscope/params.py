@@ -116,7 +116,10 @@ class InitParams(_Params):
     power_iterations: int = Field(5, ge=0, description="power iterations of the randomized SVD")
     sparsity_threshold: float = Field(0.05, ge=0, lt=1, description="zero values below this x component max")
     spatial_regularization: float = Field(1.0, ge=0, description="gaussian sigma (px) smoothing components")
-    chunk_frames: int = Field(200, ge=1, description="frames per chunk of the SVD passes (less = less memory)")
+    chunk_frames: int = Field(100, ge=1, description="frames per chunk of the SVD passes (less = less memory)")
+    sample_frames: int | None = Field(
+        3000, ge=1, description="frames (whole chunks spread over the recording) the power iterations use; "
+        "None = all. The time courses always use every frame")
     seed: int = 0
 
 
@@ -131,6 +134,22 @@ class DetectParams(_Params):
     use_summary_image: bool = Field(
         True, description="also segment the mean frame and the max-minus-mean projection (catches cells NNDSVD mixes)"
     )
+    use_activity_image: bool = Field(
+        True, description="also segment the activity image (peak-to-noise ratio x local correlation of the "
+        "traces; catches cells that fire rarely)"
+    )
+    activity_smoothing: float = Field(
+        0.3, ge=0, description="4b: running mean of each pixel's trace before the activity image (s; >= 1 frame)"
+    )
+    activity_threshold: float = Field(
+        3.0, ge=0, description="4b: smoothed values below this many noise sigmas do not count in the local correlation"
+    )
+    min_corr: float = Field(0.7, ge=-1, le=1, description="4b: activity image: least local correlation of a cell pixel")
+    min_pnr: float = Field(6.0, ge=0, description="4b: activity image: least peak-to-noise ratio of a cell pixel")
+    activity_min_distance: int = Field(
+        3, ge=1, description="4b: activity image: a peak is the max within this distance (px); small, so a dim "
+        "cell is not hidden by the slope of a bright neighbour"
+    )
     min_region_size: int = Field(9, ge=1, description="4b: smallest region kept (px)")
     max_region_size: int = Field(1000, ge=1, description="4a: regions above this are implausible (px)")
     merge_distance: float = Field(25.0, ge=0, description="4c: max centre distance for merging (px)")
@@ -144,6 +163,7 @@ class DetectParams(_Params):
     flat_tolerance: float = Field(1e-6, ge=0, description="4f: traces with std below this are flat")
     temporal_corr_threshold: float = Field(0.75, ge=-1, le=1, description="4g: trace correlation to merge")
     spatial_overlap_threshold: float = Field(0.3, ge=0, le=1, description="4g: footprint overlap to merge")
+    temporal_merge_rounds: int = Field(1, ge=1, description="4g: most rounds of temporal merging (stops when none merge)")
 
 
 CORE_STEP_PARAMS: dict[str, type[BaseModel]] = {

@@ -100,7 +100,7 @@ def run_steps(
     for i, step in enumerate(steps[: stop + 1]):
         step_params = getattr(params, step.name)
         ctx = StepContext(out_dir=out_dir, step=step.name, upstream=names[:i][::-1], log=log,
-                          **(context or {}))
+                          all_params=params, **(context or {}))
         key = step.key(ctx, step_params, upstream_key)
         marker = read_marker(out_dir, step.name)
         current = marker is not None and marker.get("key") == key

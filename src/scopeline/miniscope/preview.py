@@ -18,7 +18,7 @@ from .io_video import find_videos, probe_video, read_frames
 from .linesplit import left_edge_means
 from .params import MiniscopeParams
 from .registration import combine_chunks, estimate_chunk, motion_outliers
-from .steps.load import downsample_space, line_split_frames, selected_index
+from .steps.load import downsample_space, line_split_frames
 
 
 def read_first_frames(input_dir: str | Path, pattern: str, n_frames: int) -> np.ndarray:
@@ -42,12 +42,12 @@ def preview(input_dir: str | Path, params: MiniscopeParams | None = None, n_fram
     edge = left_edge_means(raw, max(1, -(-lp.line_split_width // lp.downsample_space)))
     removed = line_split_frames(edge, lp)[0] if lp.line_split else np.zeros(0, int)
     kept = np.setdiff1d(np.arange(len(raw)), removed)
-    index = selected_index(kept, lp.downsample_time, lp.downsample_method)
-    frames = raw[index]
-    pre = preprocess_frames(frames, p.preprocess)
+    pre = preprocess_frames(raw, p.preprocess)  # as the load pass: every frame, then selection
     chunks = [estimate_chunk(pre[i : i + lp.chunk_frames], p.motion.max_shift, p.motion.upsample,
                              p.motion.template_frames) for i in range(0, len(pre), lp.chunk_frames)]
     shifts, peaks = combine_chunks(chunks, pre.shape[1:], p.motion.max_shift, p.motion.upsample)
+    index, pre = kept, pre[kept]
+    shifts, peaks = shifts[kept], peaks[kept]
     dropped = motion_outliers(shifts, p.motion.qc_threshold, p.motion.qc_min_motion)[0] if p.motion.qc else []
     field = detect_field(raw.mean(axis=0), p.crop.field_threshold)
     stats = {
@@ -62,7 +62,7 @@ def preview(input_dir: str | Path, params: MiniscopeParams | None = None, n_fram
         folder = Path(out_dir) / "preview"
         write_json(folder / "preview.json", stats)
         for name, fig in (("motion", report.motion_figure(shifts, index, index[dropped])),
-                          ("frames", report.frames_figure(frames.mean(axis=0), pre.mean(axis=0),
+                          ("frames", report.frames_figure(raw[kept].mean(axis=0), pre.mean(axis=0),
                                                           ("raw mean", "preprocessed mean")))):
             with atomic_path(folder / f"{name}.png") as tmp:
                 fig.savefig(tmp, dpi=100, bbox_inches="tight")

@@ -1,7 +1,9 @@
 """Rigid motion estimation by band-limited phase correlation with sub-pixel refinement.
 
 Frames are compared through the low-frequency band of their spectra (|f| <= ``BAND``
-cycles/px; after denoising the rest is mostly noise). The phase-normalised cross-power
+cycles/px; after denoising the rest is mostly noise). Only the band is computed: a
+real FFT along rows keeping the band's columns, a complex FFT of those columns, and
+the negative column frequencies from conjugate symmetry (a third of a full 2-D FFT). The phase-normalised cross-power
 spectrum is evaluated directly -- as a matrix-multiply DFT (Guizar-Sicairos et al.
 2008) -- on a 2-px grid of shifts within ``max_shift`` (no wrap-around, so jumps up to
 ``max_shift`` are found), then on 1/4-px and 1/``upsample``-px grids around the best.
@@ -21,6 +23,7 @@ import numpy as np
 _EPS = 1e-12
 BAND = 0.25
 TEMPLATE_BAND = 0.125
+COARSE_BAND = 0.125
 
 
 def band_frequencies(shape: tuple[int, int], band: float = BAND) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -28,6 +31,34 @@ def band_frequencies(shape: tuple[int, int], band: float = BAND) -> tuple[np.nda
     fy, fx = np.fft.fftfreq(shape[0]), np.fft.fftfreq(shape[1])
     rows, cols = np.flatnonzero(np.abs(fy) <= band), np.flatnonzero(np.abs(fx) <= band)
     return rows, cols, fy[rows], fx[cols]
+
+
+class _BandFFT:
+    """``fft2(frame)[np.ix_(rows, cols)]`` of real frames computed from the band only."""
+
+    def __init__(self, shape: tuple[int, int], band: float):
+        h, w = shape
+        self.rows, self.cols, fy, fx = band_frequencies(shape, band)
+        self.n_pos = int((fx >= 0).sum())
+        position = {r: i for i, r in enumerate(self.rows)}
+        negatives = [position.get((h - r) % h) for r in self.rows]
+        # the band is symmetric (band < 0.5): the negative columns are conjugates of positive ones
+        self.symmetric = band < 0.5 and None not in negatives and np.all(np.diff(self.cols[: self.n_pos]) == 1)
+        if self.symmetric:
+            self.neg_rows = np.array(negatives)
+            self.neg_cols = (w - self.cols[self.n_pos :]) % w
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        import scipy.fft
+
+        if not self.symmetric:
+            return scipy.fft.fft2(frame, workers=1)[np.ix_(self.rows, self.cols)]
+        half = scipy.fft.rfft(frame, axis=1, workers=1)[:, : self.n_pos]
+        half = scipy.fft.fft(half, axis=0, workers=1)[self.rows]
+        out = np.empty((len(self.rows), len(self.cols)), np.complex64)
+        out[:, : self.n_pos] = half
+        out[:, self.n_pos :] = np.conj(half[self.neg_rows][:, self.neg_cols])
+        return out
 
 
 def edge_window(shape: tuple[int, int], alpha: float = 0.2) -> np.ndarray:
@@ -41,14 +72,13 @@ def edge_window(shape: tuple[int, int], alpha: float = 0.2) -> np.ndarray:
 def band_spectra(frames: np.ndarray, band: float = BAND, taper: bool = False) -> np.ndarray:
     """Low-frequency spectra (t, ny, nx) complex64 of the mean-subtracted frames
     (edge-tapered with ``taper``: for patches cut from inside a frame)."""
-    import scipy.fft
-
-    rows, cols, _, _ = band_frequencies(frames.shape[1:], band)
-    window = edge_window(frames.shape[1:]) if taper else np.float32(1)
-    out = np.empty((len(frames), len(rows), len(cols)), np.complex64)
+    transform = _BandFFT(frames.shape[1:], band)
+    window = edge_window(frames.shape[1:]) if taper else None
+    out = np.empty((len(frames), len(transform.rows), len(transform.cols)), np.complex64)
     for i, frame in enumerate(frames):
         frame = np.asarray(frame, np.float32)
-        out[i] = scipy.fft.fft2((frame - frame.mean()) * window, workers=1)[np.ix_(rows, cols)]
+        frame = frame - np.float32(frame.mean(dtype=np.float64))
+        out[i] = transform(frame if window is None else frame * window)
     return out
 
 
@@ -56,10 +86,21 @@ def _kernel(offsets: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     return np.exp(2j * np.pi * np.outer(offsets, freqs)).astype(np.complex64)
 
 
-def _best(cross: np.ndarray, fy: np.ndarray, fx: np.ndarray, oy: np.ndarray, ox: np.ndarray):
-    surface = (_kernel(oy, fy) @ cross @ _kernel(ox, fx).T).real
-    y, x = np.unravel_index(np.argmax(surface), surface.shape)
-    return oy[y], ox[x], surface[y, x] / cross.size
+class _Grid:
+    """DFT kernels of one grid of offsets around a centre: the kernel for centre c is
+    exp(2 pi i (c + o) f) = exp(2 pi i o f) * exp(2 pi i c f), so only the ramp (one
+    vector) is computed per search."""
+
+    def __init__(self, offsets: np.ndarray, fy: np.ndarray, fx: np.ndarray):
+        self.offsets, self.fy, self.fx = offsets, fy, fx
+        self.ky, self.kx = _kernel(offsets, fy), _kernel(offsets, fx)
+
+    def best(self, cross: np.ndarray, cy: float, cx: float) -> tuple[float, float, float]:
+        ky = self.ky * np.exp(2j * np.pi * cy * self.fy).astype(np.complex64) if cy else self.ky
+        kx = self.kx * np.exp(2j * np.pi * cx * self.fx).astype(np.complex64) if cx else self.kx
+        surface = (ky @ cross @ kx.T).real
+        y, x = np.unravel_index(np.argmax(surface), surface.shape)
+        return cy + self.offsets[y], cx + self.offsets[x], surface[y, x] / cross.size
 
 
 def register_spectra(spectra: np.ndarray, template: np.ndarray, fy: np.ndarray, fx: np.ndarray,
@@ -72,8 +113,10 @@ def register_spectra(spectra: np.ndarray, template: np.ndarray, fy: np.ndarray, 
     for small smooth patches, where phase correlation is pulled to 0 by the patch edges)."""
     coarse = np.arange(-np.ceil(max_shift / 2) * 2, max_shift + 2, 2.0)
     coarse = coarse[np.abs(coarse) <= max_shift + 1]
-    quarter = np.arange(-4, 5) / 4
-    finest = np.arange(-round(upsample / 4), round(upsample / 4) + 1) / upsample
+    sub_y, sub_x = np.abs(fy) <= COARSE_BAND, np.abs(fx) <= COARSE_BAND
+    coarse_grid = _Grid(coarse, fy[sub_y], fx[sub_x])
+    quarter_grid = _Grid(np.arange(-4, 5) / 4, fy, fx)
+    fine_grid = _Grid(np.arange(-round(upsample / 4), round(upsample / 4) + 1) / upsample, fy, fx)
     shifts = np.zeros((len(spectra), 2))
     peaks = np.zeros(len(spectra))
     for i, spectrum in enumerate(spectra):
@@ -83,10 +126,10 @@ def register_spectra(spectra: np.ndarray, template: np.ndarray, fy: np.ndarray, 
             cross /= np.abs(cross) + _EPS
         else:
             cross *= cross.size / (np.linalg.norm(template) * np.linalg.norm(spectrum) + _EPS)
-        dy, dx, peak = _best(cross, fy, fx, cy + coarse, cx + coarse)
-        dy, dx, peak = _best(cross, fy, fx, dy + quarter, dx + quarter)
+        dy, dx, _ = coarse_grid.best(cross[np.ix_(sub_y, sub_x)], cy, cx)
+        dy, dx, peak = quarter_grid.best(cross, dy, dx)
         if fine and upsample > 4:
-            dy, dx, peak = _best(cross, fy, fx, dy + finest, dx + finest)
+            dy, dx, peak = fine_grid.best(cross, dy, dx)
         shifts[i], peaks[i] = (dy, dx), peak
     return shifts, peaks
 

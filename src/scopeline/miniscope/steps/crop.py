@@ -1,7 +1,11 @@
 """Steps 2e + 3a -- apply the motion correction, validate, and crop to the imaging field.
 
-Writes ``Y`` (frames, h, w) float32 chunked by frames, ``crop_mask``, ``mean_frame``,
-``max_frame``; JSON ``crop`` (box in original-frame pixels) and ``validation``.
+One pass over the preprocessed frames: each is shifted straight into the crop window
+(bilinear; non-rigid mesh correction when ``motion.mesh`` is set), the frames of each
+temporal-downsampling group are averaged, and the result is stored. Writes ``Y``
+(frames, h, w) chunked by frames, float16 on disk (read as float32), ``crop_mask``,
+``mean_frame``, ``max_frame``; JSON ``crop`` (box in original-frame pixels) and
+``validation``.
 """
 
 from __future__ import annotations
@@ -17,16 +21,21 @@ from ..tasks import share, tree_reduce
 from .base import Step, StepContext
 
 
-def correct_chunk(store: str, source: str, target: str, positions: np.ndarray, shifts: np.ndarray, region,
+def correct_chunk(store: str, source: str, target: str, groups: np.ndarray, shifts: np.ndarray, region,
                   mask: np.ndarray, fill: float, mesh, template, first: int) -> dict:
-    """Correct and crop frames ``positions`` of ``source``, write them as one chunk of
-    ``target`` at ``first``; return the counts of non-finite values and empty frames and
-    the chunk's sum and max frames. Only this chunk is in memory."""
+    """Correct and crop the frames ``groups`` (n, k) of ``source`` (shifts (n, k, 2)),
+    average each group, write the n frames as one chunk of ``target`` at ``first``; return
+    the counts of non-finite values and empty frames and the chunk's sum and max frames.
+    Only this chunk is in memory."""
     import zarr
 
-    frames = zarr.open_array(store, path=source, mode="r").oindex[np.asarray(positions), :, :]
-    out = correct_and_crop(frames, shifts, region, mask, fill, mesh, template)
-    zarr.open_array(store, path=target, mode="r+")[first : first + len(out)] = out
+    n, k = groups.shape
+    frames = zarr.open_array(store, path=source, mode="r").oindex[groups.ravel(), :, :]
+    out = correct_and_crop(frames, shifts.reshape(n * k, 2), region, mask, fill, mesh, template)
+    if k > 1:
+        out = out.reshape((n, k) + mask.shape).mean(axis=1)
+    target_array = zarr.open_array(store, path=target, mode="r+")
+    target_array[first : first + n] = out.astype(target_array.dtype)
     return {"bad": int((~np.isfinite(out)).sum()), "empty": int((out.reshape(len(out), -1).max(axis=1) <= 0).sum()),
             "sum": out.sum(axis=0, dtype=np.float64), "max": out.max(axis=0)}
 
@@ -39,14 +48,16 @@ def combine_stats(a: dict, b: dict) -> dict:
 class CropStep(Step):
     name = "crop"
     title = "2e, 3a. Corrected video, validation and crop"
+    version = "2"  # float16 store, groups
     params_model = CropParams
 
     def run(self, ctx: StepContext, p: CropParams) -> dict:
         import dask
 
         pre = ctx.read("pre")
-        keep = np.asarray(ctx.read("keep"))
-        shifts = np.asarray(ctx.read("shifts"))
+        groups = np.asarray(ctx.read("groups"))
+        keep = groups.ravel()
+        shifts_all = np.asarray(ctx.read("shifts_all"), np.float64)
         motion = ctx.read_json("motion_settings")
         fill, mesh = motion["fill_value"], motion["mesh"]
         raw_mean = np.asarray(ctx.read("raw_mean"))
@@ -58,19 +69,19 @@ class CropStep(Step):
         if mesh is not None:  # non-rigid reference: mean of the first rigidly corrected frames
             mesh = tuple(mesh)
             sample = np.asarray(pre[keep[:200]])
-            template = apply_shifts(sample, shifts[: len(sample)], fill).mean(axis=0)
-        target = ctx.create("Y", (len(keep),) + mask.shape, np.float32, (p.chunk_frames,) + mask.shape)
-        source = "preprocess/pre"
+            template = apply_shifts(sample, shifts_all[keep[:200]], fill).mean(axis=0)
+        target = ctx.create("Y", (len(groups),) + mask.shape, np.float16, (p.chunk_frames,) + mask.shape)
+        source = "load/pre"
         shared_mask = share(mask)  # one copy per worker, not one per task
         shared_template = None if template is None else share(template)
-        tasks = [dask.delayed(correct_chunk)(str(ctx.store_path), source, target, keep[a : a + p.chunk_frames],
-                                             shifts[a : a + p.chunk_frames], region, shared_mask, fill, mesh,
-                                             shared_template, a)
-                 for a in range(0, len(keep), p.chunk_frames)]
+        tasks = [dask.delayed(correct_chunk)(str(ctx.store_path), source, target, groups[a : a + p.chunk_frames],
+                                             shifts_all[groups[a : a + p.chunk_frames]], region, shared_mask, fill,
+                                             mesh, shared_template, a)
+                 for a in range(0, len(groups), p.chunk_frames)]
         stats = tree_reduce(tasks, combine_stats).compute() if tasks else {
             "bad": 0, "empty": 0, "sum": np.zeros(mask.shape), "max": np.zeros(mask.shape)}
         bad, empty = stats["bad"], stats["empty"]
-        mean, peak = stats["sum"] / max(len(keep), 1), stats["max"]
+        mean, peak = stats["sum"] / max(len(groups), 1), stats["max"]
         Y = ctx.read("Y")
         validation = {"frames": int(len(Y)), "non_finite": int(bad), "empty_frames": int(empty)}
         ctx.write_json("validation", validation)

@@ -19,13 +19,16 @@ class InitStep(Step):
     name = "init"
     title = "3b. NNDSVD initialisation"
     params_model = InitParams
-    version = "2"  # one-pass-per-iteration randomized SVD
+    version = "3"  # power iterations on a sample of chunks
 
     def run(self, ctx: StepContext, p: InitParams) -> dict:
         Y = ctx.read("Y")
         T, h, w = Y.shape
-        video2d = Y.reshape(T, h * w).rechunk((p.chunk_frames, -1))
-        u, s, v, energy = randomized_svd(video2d, p.n_components, p.power_iterations, p.seed, return_energy=True)
+        if Y.chunks[0][0] != p.chunk_frames:
+            Y = Y.rechunk((p.chunk_frames, h, w))
+        video2d = Y.reshape(T, h * w)
+        u, s, v, energy = randomized_svd(video2d, p.n_components, p.power_iterations, p.seed, return_energy=True,
+                                         sample_frames=p.sample_frames)
         W, H = nndsvd(u, s, v)
         spatial = regularize_components(H, (h, w), p.spatial_regularization, p.sparsity_threshold)
         cumulative = variance_explained(s, energy)

@@ -1,10 +1,17 @@
-"""Step 2a -- load the videos: match, natural order, downsample, line-splitting frames.
+"""Steps 2a-2c in one pass over the video: match the files in natural order, decode,
+downsample in space, take the line-splitting statistic, denoise and remove the background
+(the ``preprocess`` parameters) and register each chunk of frames to its own template
+(the ``motion`` estimation parameters). One pass instead of one per step: decoding,
+filtering and the chunk registration all work frame by frame, and reading the video or
+an intermediate store again costs as much as the work itself.
 
-Writes ``varr`` (every frame of the used files, after spatial downsampling, input dtype),
-``raw_mean`` (mean frame), ``edge_means`` (left-edge statistic per frame), ``kept_frames``
-(frames left after line-split removal) and ``frame_index`` (the original index of each
-frame the next steps see, after temporal downsampling). Unreadable or truncated files
-stop the run, or are skipped and recorded (``on_bad_video="skip"``).
+Writes ``pre`` (every loaded frame, preprocessed: uint8 for 8-bit input), ``raw_mean``
+(mean raw frame), ``edge_means`` (left-edge statistic per frame), ``kept_frames`` (frames
+left after line-split removal), ``chunk_shifts`` / ``chunk_peaks`` (within-chunk shift
+and peak of every frame) and ``chunk_templates`` (band spectrum of each chunk's
+template). The motion step chains the chunks and selects frames; the crop step applies
+the shifts. Unreadable or truncated files stop the run, or are skipped and recorded
+(``on_bad_video="skip"``).
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ import numpy as np
 from ...errors import InputError
 from ...io.atomic import write_text
 from ..io_video import find_videos, probe_video, read_frames
+from ..filters import output_dtype, preprocess_frames
 from ..linesplit import detect_left_edge, detect_robust, left_edge_means
-from ..params import LoadParams
+from ..params import LoadParams, MiniscopeParams
+from ..registration import estimate_chunk
 from .. import report
 from ..tasks import tree_reduce
 from .base import Step, StepContext
@@ -28,20 +37,24 @@ def read_block(path: str, start: int, stop: int, factor: int, method: str) -> np
     return downsample_space(read_frames(path, start, stop), factor, method)
 
 
-def load_chunk(segments: list[tuple[str, int, int]], factor: int, method: str, edge_width: int,
-               store: str, component: str, first: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read one stored chunk of frames (possibly from several files), write it into the
-    zarr array at ``first`` and return its left-edge statistic and sum frame (float64).
-    Only this chunk is in memory."""
+def load_chunk(segments: list[tuple[str, int, int]], factor: int, method: str, edge_width: int, pre,
+               motion: dict, store: str, component: str, first: int) -> dict:
+    """One pass over one chunk of frames (possibly from several files): decode, downsample,
+    take the left-edge statistic and the sum frame, denoise and remove the background,
+    write the result into the zarr array at ``first``, and register the chunk's frames to
+    the chunk's own template (``estimate_chunk``). Only this chunk is in memory."""
     import zarr
 
     frames = np.concatenate([read_block(path, a, b, factor, method) for path, a, b in segments])
-    zarr.open_array(store, path=component, mode="r+")[first : first + len(frames)] = frames
-    return left_edge_means(frames, edge_width), frames.sum(axis=0, dtype=np.float64)
+    edge, total = left_edge_means(frames, edge_width), frames.sum(axis=0, dtype=np.float64)
+    pre = preprocess_frames(frames, pre)
+    zarr.open_array(store, path=component, mode="r+")[first : first + len(pre)] = pre
+    return {"edge": edge, "sum": total, "motion": [estimate_chunk(pre, **motion)]}
 
 
-def _combine(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    return np.concatenate([a[0], b[0]]), a[1] + b[1]
+def _combine(a: dict, b: dict) -> dict:
+    return {"edge": np.concatenate([a["edge"], b["edge"]]), "sum": a["sum"] + b["sum"],
+            "motion": a["motion"] + b["motion"]}
 
 
 def _segments(infos, starts: np.ndarray, first: int, stop: int) -> list[tuple[str, int, int]]:
@@ -66,27 +79,6 @@ def downsample_space(frames: np.ndarray, factor: int, method: str) -> np.ndarray
     return (np.round(mean) if np.issubdtype(frames.dtype, np.integer) else mean).astype(frames.dtype)
 
 
-def select_frames(varr, kept_frames: np.ndarray, factor: int, method: str):
-    """The frames the pipeline works on: ``kept_frames`` of ``varr``, temporally downsampled."""
-    import dask.array as da
-
-    selected = varr[np.asarray(kept_frames)]
-    if factor == 1:
-        return selected
-    if method == "subset":
-        return selected[::factor]
-    n = (selected.shape[0] // factor) * factor
-    selected = selected[:n].rechunk((max(factor, (selected.chunks[0][0] // factor) * factor),) + selected.shape[1:])
-    return da.coarsen(np.mean, selected, {0: factor}, trim_excess=True).astype(varr.dtype)
-
-
-def selected_index(kept_frames: np.ndarray, factor: int, method: str) -> np.ndarray:
-    """Original index of each selected frame (the first of each group for ``mean``)."""
-    if method == "subset":
-        return kept_frames[::factor]
-    return kept_frames[: (len(kept_frames) // factor) * factor : factor]
-
-
 def line_split_frames(edge: np.ndarray, p: LoadParams) -> tuple[np.ndarray, np.ndarray]:
     if p.line_split_method == "left_edge":
         frames, threshold = detect_left_edge(edge, p.line_split_threshold)
@@ -94,15 +86,25 @@ def line_split_frames(edge: np.ndarray, p: LoadParams) -> tuple[np.ndarray, np.n
     return detect_robust(edge, p.line_split_robust_k)
 
 
+def fused_settings(ctx: StepContext) -> tuple:
+    """The preprocess parameters and the motion estimation settings the load pass uses."""
+    full = ctx.all_params if ctx.all_params is not None else MiniscopeParams()
+    m = full.motion
+    return full.preprocess, {"max_shift": m.max_shift, "upsample": m.upsample, "template_frames": m.template_frames}
+
+
 class LoadStep(Step):
     name = "load"
-    title = "2a. Load videos"
+    title = "2a-2c. Load, denoise, remove background, register within chunks"
     params_model = LoadParams
+    version = "2"  # one fused pass
 
     def fingerprint(self, ctx: StepContext, params: LoadParams) -> dict:
         files = find_videos(ctx.input_dir, params.pattern)
         stats = [(str(f.relative_to(ctx.input_dir)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-        return {"files": stats, "fraction": ctx.fraction, "on_bad_video": ctx.on_bad_video}
+        pre, motion = fused_settings(ctx)
+        return {"files": stats, "fraction": ctx.fraction, "on_bad_video": ctx.on_bad_video,
+                "preprocess": pre.model_dump(mode="json"), "motion_estimate": motion}
 
     def run(self, ctx: StepContext, p: LoadParams) -> dict:
         import dask
@@ -134,38 +136,48 @@ class LoadStep(Step):
         n_use = total if ctx.fraction is None else max(1, math.ceil(ctx.fraction * total))
         shape = downsample_space(np.zeros((1, infos[0].height, infos[0].width), infos[0].dtype),
                                  p.downsample_space, p.downsample_method).shape[1:]
-        target = ctx.create("varr", (n_use,) + shape, np.dtype(infos[0].dtype), (p.chunk_frames,) + shape)
+        pre_params, motion = fused_settings(ctx)
+        target = ctx.create("pre", (n_use,) + shape, output_dtype(infos[0].dtype, pre_params),
+                            (p.chunk_frames,) + shape)
         width = max(1, math.ceil(p.line_split_width / p.downsample_space))
         starts = np.cumsum([0] + [i.n_frames for i in infos])
         tasks = []
         for first in range(0, n_use, p.chunk_frames):
             segments = _segments(infos, starts, first, min(first + p.chunk_frames, n_use))
             tasks.append(dask.delayed(load_chunk)(segments, p.downsample_space, p.downsample_method, width,
-                                                  str(ctx.store_path), target, first))
-        edge, total_frame = tree_reduce(tasks, _combine).compute()
-        mean = total_frame / max(n_use, 1)
+                                                  pre_params, motion, str(ctx.store_path), target, first))
+        result = tree_reduce(tasks, _combine).compute()
+        edge, mean = result["edge"], result["sum"] / max(n_use, 1)
+        ctx.write("chunk_shifts", np.concatenate([c["shifts"] for c in result["motion"]]).astype(np.float32))
+        ctx.write("chunk_peaks", np.concatenate([c["peaks"] for c in result["motion"]]).astype(np.float32))
+        ctx.write("chunk_templates", np.stack([c["template"] for c in result["motion"]]))
 
         removed = np.zeros(0, np.int64)
         threshold = np.full(len(edge), np.nan)
         if p.line_split:
             removed, threshold = line_split_frames(edge, p)
         kept = np.setdiff1d(np.arange(len(edge)), removed)
-        frame_index = selected_index(kept, p.downsample_time, p.downsample_method)
         ctx.write("raw_mean", mean.astype(np.float32))
         ctx.write("edge_means", edge)
         ctx.write("kept_frames", kept.astype(np.int64))
-        ctx.write("frame_index", frame_index.astype(np.int64))
         ctx.write_json("removed_frames", {"line_split": removed.tolist(), "method": p.line_split_method})
         if removed.size:
             ctx.log.info("line splitting: removed %d frames: %s", removed.size, removed.tolist())
             write_text(ctx.step_dir / "line_split_frames.txt", "\n".join(map(str, removed.tolist())) + "\n")
             ctx.report_figure(report.line_split_figure(edge, float(np.median(threshold)), removed),
                               "line_split", "Left-edge statistic; removed frames marked")
-        ctx.report_figure(report.frames_figure(mean, np.asarray(ctx.read("varr")[len(edge) // 2]), ("mean frame", "middle frame")),
-                          "frames", "Raw video")
+        middle = raw_frame(infos, starts, len(edge) // 2, p)
+        ctx.report_figure(report.frames_figure(mean, middle, ("mean frame", "middle frame")), "frames", "Raw video")
+        ctx.write("middle_frame", middle)
         return {"files_used": len(infos), "files_skipped": len(files) - len(infos), "frames_total": total,
                 "frames_loaded": int(len(edge)), "line_split_removed": int(removed.size),
-                "frames_out": int(len(frame_index)), "frame_shape": list(shape)}
+                "frames_kept": int(len(kept)), "frame_shape": list(shape)}
+
+
+def raw_frame(infos, starts: np.ndarray, index: int, p: LoadParams) -> np.ndarray:
+    """Frame ``index`` of the recording as loaded (spatially downsampled), read again."""
+    (path, a, b), = _segments(infos, starts, index, index + 1)
+    return read_block(path, a, b, p.downsample_space, p.downsample_method)[0]
 
 
 STEP = LoadStep()

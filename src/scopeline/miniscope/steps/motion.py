@@ -1,7 +1,17 @@
-"""Steps 2c-2d -- rigid motion estimation (recursive, chunked phase correlation) and
-frame QC. Writes ``shifts_all`` / ``peaks_all`` (every frame of ``pre``), ``keep``
-(positions in ``pre`` that pass QC), ``frame_index`` and ``shifts`` of the kept frames.
-The shifts are applied in the crop step, which writes the corrected video ``Y``.
+"""Steps 2c-2d -- rigid motion estimation (recursive, chunked phase correlation), frame QC
+and frame selection.
+
+The load step's pass registered every chunk of frames to its own template
+(``chunk_shifts``, ``chunk_templates``); here the chunk templates are registered to each
+other (``combine_chunks``), frames whose motion is an outlier are dropped (among the
+frames left by line-split removal), and the remaining frames are grouped for temporal
+downsampling: ``subset`` keeps every n-th frame, ``mean`` averages n consecutive frames
+after each is motion-corrected (no blur from averaging unaligned frames).
+
+Writes ``shifts_all`` / ``peaks_all`` (every loaded frame), ``groups`` (output frames,
+n) positions in ``pre`` averaged into each frame of ``Y``, ``keep`` (those positions,
+flat), ``frame_index`` (first original frame of each group) and ``shifts`` (mean shift
+of each group). The crop step applies the shifts and writes the corrected video ``Y``.
 """
 
 from __future__ import annotations
@@ -12,45 +22,63 @@ from ...errors import InputError
 from ...io.atomic import write_text
 from .. import report
 from ..params import MotionParams
-from ..registration import combine_chunks, estimate_chunk, motion_outliers
+from ..registration import combine_chunks, motion_outliers
 from .base import Step, StepContext
+
+
+def frame_groups(used: np.ndarray, factor: int, method: str) -> np.ndarray:
+    """(output frames, n) positions of the frames making each output frame: every
+    ``factor``-th frame (``subset``, n = 1) or runs of ``factor`` frames (``mean``)."""
+    used = np.asarray(used, np.int64)
+    if factor == 1 or method == "subset":
+        return used[::factor, None]
+    n = len(used) // factor
+    return used[: n * factor].reshape(n, factor)
 
 
 class MotionStep(Step):
     name = "motion"
     title = "2c-2d. Motion correction and frame QC"
     params_model = MotionParams
+    version = "2"  # within-chunk estimation moved into the load pass
 
     def run(self, ctx: StepContext, p: MotionParams) -> dict:
-        import dask
-
-        pre = ctx.read("pre")
-        blocks = pre.to_delayed().ravel()
-        tasks = [dask.delayed(estimate_chunk)(b, p.max_shift, p.upsample, p.template_frames) for b in blocks]
-        chunks = list(dask.compute(*tasks))
-        shifts, peaks = combine_chunks(chunks, pre.shape[1:], p.max_shift, p.upsample)
-        if not np.isfinite(shifts).all():
+        lp = ctx.read_json("load_settings")
+        within = np.asarray(ctx.read("chunk_shifts"), np.float64)
+        peaks_within = np.asarray(ctx.read("chunk_peaks"), np.float64)
+        templates = np.asarray(ctx.read("chunk_templates"))
+        size = lp["chunk_frames"]
+        chunks = [{"shifts": within[i * size : (i + 1) * size], "peaks": peaks_within[i * size : (i + 1) * size],
+                   "template": t} for i, t in enumerate(templates)]
+        shape = tuple(ctx.read("pre").shape[1:])
+        shifts, peaks = combine_chunks(chunks, shape, p.max_shift, p.upsample)
+        kept = np.asarray(ctx.read("kept_frames"))
+        if not np.isfinite(shifts[kept]).all():
             raise InputError(ctx.store_path, "motion estimation produced non-finite shifts",
                              "check the preprocessed video for empty or NaN frames")
-        frame_index = np.asarray(ctx.read("frame_index"))
-        dropped, motion = motion_outliers(shifts, p.qc_threshold, p.qc_min_motion) if p.qc else (np.zeros(0, int), None)
-        keep = np.setdiff1d(np.arange(len(shifts)), dropped)
+        dropped = motion_outliers(shifts[kept], p.qc_threshold, p.qc_min_motion)[0] if p.qc else np.zeros(0, int)
+        used = np.delete(kept, dropped)
+        groups = frame_groups(used, lp["downsample_time"], lp["downsample_method"])
+        if len(groups) == 0:
+            raise InputError(ctx.store_path, f"no frame left after line-split removal and motion QC "
+                             f"({len(shifts)} loaded)", "check the video, or relax load.line_split / motion.qc")
         ctx.write("shifts_all", shifts.astype(np.float32))
         ctx.write("peaks_all", peaks.astype(np.float32))
-        ctx.write("keep", keep.astype(np.int64))
-        ctx.write("frame_index", frame_index[keep])
-        ctx.write("shifts", shifts[keep].astype(np.float32))
-        dropped_frames = frame_index[dropped].tolist()
+        ctx.write("groups", groups)
+        ctx.write("keep", groups.ravel())
+        ctx.write("frame_index", groups[:, 0].copy())
+        ctx.write("shifts", shifts[groups].mean(axis=1).astype(np.float32))
+        dropped_frames = kept[dropped].tolist()
         ctx.write_json("removed_frames", {"motion_qc": dropped_frames})
         ctx.write_json("motion_settings", p.model_dump(mode="json"))
         _write_removed_log(ctx, dropped_frames)
         if dropped_frames:
             ctx.log.info("motion QC: dropped %d frames: %s", len(dropped_frames), dropped_frames)
-        ctx.report_figure(report.motion_figure(shifts, frame_index, np.asarray(dropped_frames)), "shifts",
+        ctx.report_figure(report.motion_figure(shifts[kept], kept, np.asarray(dropped_frames)), "shifts",
                           "Rigid shift per frame; frames dropped by QC marked with x")
-        return {"frames": int(len(shifts)), "dropped": len(dropped_frames),
-                "max_abs_shift": float(np.abs(shifts).max()) if len(shifts) else 0.0,
-                "median_peak": float(np.median(peaks)) if len(peaks) else 0.0}
+        return {"frames": int(len(kept)), "dropped": len(dropped_frames), "frames_out": int(len(groups)),
+                "max_abs_shift": float(np.abs(shifts[kept]).max()) if len(kept) else 0.0,
+                "median_peak": float(np.median(peaks[kept])) if len(kept) else 0.0}
 
 
 def _write_removed_log(ctx: StepContext, dropped: list[int]) -> None:

@@ -1,6 +1,9 @@
-"""Step 2b -- denoising and background removal of every selected frame.
+"""Step 2b -- denoising and background removal.
 
-Writes ``pre`` (frames, h, w): uint8 for 8-bit input (see ``filters``), else float32.
+The filtering itself runs inside the load step's single pass over the video (see
+``steps/load.py``), which stores ``pre``; its parameters are this step's, and changing
+them re-runs that pass. This step records what was done and shows a frame before and
+after preprocessing.
 """
 
 from __future__ import annotations
@@ -8,32 +11,24 @@ from __future__ import annotations
 import numpy as np
 
 from .. import report
-from ..filters import output_dtype, preprocess_frames
 from ..params import PreprocessParams
 from .base import Step, StepContext
-from .load import select_frames
 
 
 class PreprocessStep(Step):
     name = "preprocess"
     title = "2b. Denoise and remove background"
     params_model = PreprocessParams
+    version = "2"
 
     def run(self, ctx: StepContext, p: PreprocessParams) -> dict:
-        lp = ctx.read_json("load_settings")
-        varr = ctx.read("varr")
-        kept = np.asarray(ctx.read("kept_frames"))
-        video = select_frames(varr, kept, lp["downsample_time"], lp["downsample_method"])
-        video = video.rechunk((lp["chunk_frames"], -1, -1))
-        dtype = output_dtype(video.dtype, p)
-        pre = video.map_blocks(preprocess_frames, p, dtype=dtype)
-        ctx.write("pre", pre)
-        middle = len(video) // 2
-        before = np.asarray(video[middle])
-        after = np.asarray(ctx.read("pre")[middle])
+        pre = ctx.read("pre")
+        middle = len(pre) // 2
+        before = np.asarray(ctx.read("middle_frame"))
+        after = np.asarray(pre[middle])
         ctx.report_figure(report.frames_figure(before, after, ("before", f"after {p.denoise} + {p.background}")),
                           "frames", f"Frame {middle} before and after preprocessing")
-        return {"frames": int(len(video)), "dtype": str(dtype)}
+        return {"frames": int(len(pre)), "dtype": str(pre.dtype), "denoise": p.denoise, "background": p.background}
 
 
 STEP = PreprocessStep()
