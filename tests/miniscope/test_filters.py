@@ -56,3 +56,16 @@ def test_output_dtype_follows_the_methods():
     for params in (PreprocessParams(), PreprocessParams(denoise="anisotropic", background="uniform")):
         assert preprocess_frames(frames, params).dtype == output_dtype(np.uint8, params)
 
+
+
+@pytest.mark.parametrize("size", [3, 7, 9, 15])
+def test_median_u8_equals_opencv(size):
+    import cv2
+
+    from scopeline.miniscope.filters import median_u8
+
+    rng = np.random.default_rng(size)
+    frame = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    frame[5:9, 10:30] = 255  # flat runs and saturation
+    frame[20:, :4] = 0
+    assert np.array_equal(median_u8(frame, size), cv2.medianBlur(frame, size))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...errors import InputError
 from .. import report
-from ..fieldcrop import correct_and_crop, crop_region
+from ..fieldcrop import correct_and_crop, crop_region, to_float16
 from ..params import CropParams
 from ..registration import apply_shifts
 from ..tasks import share, tree_reduce
@@ -30,14 +30,19 @@ def correct_chunk(store: str, source: str, target: str, groups: np.ndarray, shif
     import zarr
 
     n, k = groups.shape
-    frames = zarr.open_array(store, path=source, mode="r").oindex[groups.ravel(), :, :]
+    positions, array = groups.ravel(), zarr.open_array(store, path=source, mode="r")
+    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):  # a run: plain slice
+        frames = array[positions[0] : positions[-1] + 1]
+    else:
+        frames = array.oindex[positions, :, :]
     out = correct_and_crop(frames, shifts.reshape(n * k, 2), region, mask, fill, mesh, template)
     if k > 1:
         out = out.reshape((n, k) + mask.shape).mean(axis=1)
-    target_array = zarr.open_array(store, path=target, mode="r+")
-    target_array[first : first + n] = out.astype(target_array.dtype)
-    return {"bad": int((~np.isfinite(out)).sum()), "empty": int((out.reshape(len(out), -1).max(axis=1) <= 0).sum()),
-            "sum": out.sum(axis=0, dtype=np.float64), "max": out.max(axis=0)}
+    zarr.open_array(store, path=target, mode="r+")[first : first + n] = to_float16(out)
+    total = out.sum(axis=0, dtype=np.float64)
+    bad = 0 if np.isfinite(total).all() else int((~np.isfinite(out)).sum())
+    return {"bad": bad, "empty": int((out.reshape(len(out), -1).max(axis=1) <= 0).sum()),
+            "sum": total, "max": out.max(axis=0)}
 
 
 def combine_stats(a: dict, b: dict) -> dict:
