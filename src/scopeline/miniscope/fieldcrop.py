@@ -97,8 +97,8 @@ def shift_into_box(frames: np.ndarray, shifts: np.ndarray, y0: int, x0: int, mas
                    fill: float = 0.0) -> np.ndarray:
     """Rigid bilinear shift of each frame by (dy, dx) (``scipy.ndimage.shift`` convention:
     output(y, x) = frame(y - dy, x - dx)), evaluated only in the window of ``mask``'s
-    shape at (y0, x0): pixels from outside the frame and non-finite values become
-    ``fill``, pixels outside ``mask`` 0. float32 (t, *mask.shape); any input dtype."""
+    shape at (y0, x0): pixels from outside the frame and non-finite pixels count as
+    ``fill``, pixels outside ``mask`` are 0. float32 (t, *mask.shape); any input dtype."""
     out = np.empty((len(frames),) + mask.shape, np.float32)
     shifts = np.asarray(shifts, np.float64).reshape(len(frames), 2)
     _shift_into_box(np.ascontiguousarray(frames), shifts, int(y0), int(x0), np.ascontiguousarray(mask, np.bool_),
@@ -127,12 +127,20 @@ def _shift_into_box(frames, shifts, y0, x0, mask, fill, out):  # pragma: no cove
                     continue
                 c0 = ix + u
                 c1 = c0 + 1
-                a = np.float32(frames[k, r0, c0]) if in0 and 0 <= c0 < w else fill
-                b = np.float32(frames[k, r0, c1]) if in0 and 0 <= c1 < w else fill
-                c = np.float32(frames[k, r1, c0]) if in1 and 0 <= c0 < w else fill
-                d = np.float32(frames[k, r1, c1]) if in1 and 0 <= c1 < w else fill
-                value = w00 * a + w01 * b + w10 * c + w11 * d
-                out[k, v, u] = value if np.isfinite(value) else fill
+                a = _value(frames, k, r0, c0, in0 and 0 <= c0 < w, fill)
+                b = _value(frames, k, r0, c1, in0 and 0 <= c1 < w, fill)
+                c = _value(frames, k, r1, c0, in1 and 0 <= c0 < w, fill)
+                d = _value(frames, k, r1, c1, in1 and 0 <= c1 < w, fill)
+                out[k, v, u] = w00 * a + w01 * b + w10 * c + w11 * d
+
+
+@numba.njit(inline="always")
+def _value(frames, k, r, c, inside, fill):  # pragma: no cover - compiled
+    """Pixel value as float32; ``fill`` outside the frame and for NaN / infinity."""
+    if not inside:
+        return fill
+    value = np.float32(frames[k, r, c])
+    return value if np.isfinite(value) else fill
 
 
 def to_float16(x: np.ndarray) -> np.ndarray:
