@@ -176,3 +176,22 @@ def test_preview_writes_statistics_only(videos, tmp_path):
     stats = preview_pipeline(videos, _params(), n_frames=120, out_dir=tmp_path)
     assert stats["frames"] == 120 and stats["frame_shape"] == [96, 96]
     assert (tmp_path / "preview" / "preview.json").exists() and not (tmp_path / "store.zarr").exists()
+
+
+def test_downsampling_in_space_and_time_averages_corrected_frames(videos, tmp_path):
+    from scopeline.miniscope.fieldcrop import shift_into_box
+
+    p = _params()
+    p.load.downsample_space, p.load.downsample_time, p.load.downsample_method = 2, 2, "mean"
+    run_pipeline(videos, tmp_path / "ds", p, to_step="crop", scheduler="synchronous")
+    g = zarr.open_group(str(tmp_path / "ds" / "store.zarr"), mode="r")
+    pre, groups, Y = g["load/pre"], g["motion/groups"][...], g["crop/Y"]
+    assert pre.shape == (200, 48, 48)
+    assert groups.shape[1] == 2 and (groups[:, 1] > groups[:, 0]).all()
+    assert Y.shape[0] == len(groups) and np.array_equal(g["motion/frame_index"][...], groups[:, 0])
+    # each frame of Y is the mean of its group's frames, each shifted by its own shift
+    crop = json.loads((tmp_path / "ds" / "steps" / "crop" / "crop.json").read_text())
+    mask = g["crop/crop_mask"][...]
+    shifts = g["motion/shifts_all"][...][groups[3]]
+    expected = shift_into_box(pre[groups[3]], shifts, crop["y0"], crop["x0"], mask).mean(axis=0)
+    assert np.allclose(Y[3].astype(np.float32), expected, rtol=1e-3, atol=1e-3)
