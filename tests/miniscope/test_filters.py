@@ -59,13 +59,27 @@ def test_output_dtype_follows_the_methods():
 
 
 @pytest.mark.parametrize("size", [3, 7, 9, 15])
-def test_median_u8_equals_opencv(size):
+def test_median_int_equals_opencv_and_scipy(size):
     import cv2
 
-    from scopeline.miniscope.filters import median_u8
+    from scipy.ndimage import median_filter
+
+    from scopeline.miniscope.filters import median_int
 
     rng = np.random.default_rng(size)
     frame = rng.integers(0, 256, (37, 53), dtype=np.uint8)
     frame[5:9, 10:30] = 255  # flat runs and saturation
     frame[20:, :4] = 0
-    assert np.array_equal(median_u8(frame, size), cv2.medianBlur(frame, size))
+    assert np.array_equal(median_int(frame, size), cv2.medianBlur(frame, size))
+    wide = rng.integers(0, 65536, (37, 53), dtype=np.uint16)
+    assert np.array_equal(median_int(wide, size), median_filter(wide, size, mode="nearest"))
+
+
+def test_16_bit_and_float_video_take_a_7x7_median():
+    from scipy.ndimage import median_filter
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 4096, (2, 30, 40), dtype=np.uint16)
+    expected = median_filter(frames, size=(1, 7, 7), mode="nearest").astype(np.float32)
+    assert np.array_equal(denoise(frames, "median", 7), expected)
+    assert np.array_equal(denoise(frames.astype(np.float32), "median", 7), expected)

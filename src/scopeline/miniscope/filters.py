@@ -33,14 +33,16 @@ def denoise(frames: np.ndarray, method: str = "median", size: int = 5, sigma: fl
     if method == "anisotropic":
         return anisotropic_diffusion(frames.astype(np.float32), iterations, kappa, gamma)
     cv2 = _cv2()
-    # medianBlur supports float32 only up to ksize 5; larger kernels need uint8
     x = _working(frames, keep_uint8=True)
-    if method == "median" and x.dtype != np.uint8 and size > 5:
-        raise ValueError("median denoising with size > 5 needs 8-bit frames")
+    if method == "median" and size > 5 and frames.dtype not in (np.uint8, np.uint16):
+        # medianBlur supports float32 only up to ksize 5
+        from scipy.ndimage import median_filter
+
+        return median_filter(x, size=(1, size, size), mode="nearest")
     out = np.empty_like(x)
     for i, frame in enumerate(x):
-        if method == "median" and x.dtype == np.uint8 and size >= 7:
-            out[i] = median_u8(frame, size)
+        if method == "median" and size >= 7:  # 8- or 16-bit input
+            out[i] = median_int(frames[i], size)
         elif method == "median":
             out[i] = cv2.medianBlur(frame, size)
         elif method == "gaussian":
@@ -52,29 +54,32 @@ def denoise(frames: np.ndarray, method: str = "median", size: int = 5, sigma: fl
     return out
 
 
-def median_u8(frame: np.ndarray, size: int) -> np.ndarray:
-    """Median of every ``size`` x ``size`` window of an 8-bit frame, edges replicated --
-    identical to ``cv2.medianBlur``, and 2-3x faster for sizes >= 7 (where OpenCV switches
-    to its histogram method). The median is built bit by bit from the top: a bit is set
-    when at most size*size // 2 window values are below the prefix with that bit set;
-    each step is a count over the window, vectorised along the row."""
-    pad = np.pad(np.asarray(frame, np.uint8), size // 2, mode="edge")
-    out = np.empty(frame.shape, np.uint8)
+def median_int(frame: np.ndarray, size: int) -> np.ndarray:
+    """Median of every ``size`` x ``size`` window of an 8- or 16-bit frame, edges
+    replicated -- identical to ``cv2.medianBlur`` (8-bit), and 2-3x faster for sizes >= 7
+    (where OpenCV switches to its histogram method, and has no 16-bit version). The
+    median is built bit by bit from the top: a bit is set when at most size*size // 2
+    window values are below the prefix with that bit set; each step is a count over the
+    window, vectorised along the row."""
+    frame = np.asarray(frame)
+    if frame.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"median_int needs uint8 or uint16 frames, got {frame.dtype}")
+    pad = np.pad(frame, size // 2, mode="edge")
+    out = np.empty(frame.shape, frame.dtype)
     count = np.zeros(frame.shape[1], np.uint8 if size * size < 256 else np.uint16)  # narrow lanes: faster
-    _median_rows(pad, size, out, count)
+    prefix, candidate = np.zeros(frame.shape[1], frame.dtype), np.zeros(frame.shape[1], frame.dtype)
+    _median_rows(pad, size, out, count, prefix, candidate, 8 * frame.dtype.itemsize)
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _median_rows(pad, size, out, count):  # pragma: no cover - compiled
+def _median_rows(pad, size, out, count, prefix, candidate, n_bits):  # pragma: no cover - compiled
     h, w = out.shape
     rank = (size * size) // 2
-    candidate = np.zeros(w, np.uint8)
-    prefix = np.zeros(w, np.uint8)
     for y in range(h):
         prefix[:] = 0
-        for b in range(7, -1, -1):
-            bit = np.uint8(1 << b)
+        for b in range(n_bits - 1, -1, -1):
+            bit = prefix.dtype.type(1 << b)
             for x in range(w):
                 candidate[x] = prefix[x] | bit
                 count[x] = 0
