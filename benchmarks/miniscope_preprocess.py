@@ -2,8 +2,9 @@
 
 Target: >= 60 frames/s on 2 cores, peak memory <= 2 GB, flat with length (3,000 and
 30,000 frames). Runs the real pipeline steps load -> preprocess -> motion -> crop (the
-crop step applies the correction and writes the corrected video ``Y``) on a local dask
-cluster (one step per call, reusing the earlier ones, so the cluster start-up is not
+load step decodes, denoises, removes the background and registers each chunk in one
+pass; the crop step applies the correction and writes the corrected video ``Y``) on a
+local dask cluster (one step per call, reusing the earlier ones, so the cluster start-up is not
 counted), and samples the resident memory of this process and all its children (the dask
 workers) every 0.2 s; frames/s = frames / the steps' own seconds.
 
