@@ -59,3 +59,28 @@ def test_sparse_footprints_give_the_same_merge_as_dense():
     assert groups_dense == groups_sparse and any(len(g) > 1 for g in groups_dense)
     assert np.array_equal(merged_sparse.toarray(), merged_dense.reshape(len(merged_dense), -1))
     assert np.allclose(footprint_stats(merged_sparse, (60, 60))[0], footprint_stats(merged_dense)[0])
+
+
+def test_watershed_regions_stay_inside_the_mask():
+    image = _blobs([(20, 20), (40, 40)])
+    mask = np.zeros(image.shape, bool)
+    mask[30:, 30:] = True
+    labels = watershed_regions(image, min_distance=5, threshold_rel=0.0, sigma=1.0, min_size=5, mask=mask)
+    assert labels.max() == 1 and not labels[~mask].any()
+    centroids, _ = footprint_stats(regions_to_footprints(image, labels))
+    assert np.allclose(centroids[0], [40, 40], atol=0.5)
+
+
+def test_segment_masked_finds_a_dim_cell_beside_a_bright_one():
+    """Centres 10 px apart; a peak must be the maximum of its (2d + 1)^2 window. For d = 5
+    the dim peak's window holds (31, 28) on the bright cell's slope: 3 exp(-10 / 12.5) =
+    1.35 > 1, so the dim cell is lost; d = 3 keeps both."""
+    from scopeline.miniscope.segmentation import segment_masked
+
+    image = 3 * _blobs([(30, 25)]) + _blobs([(36, 33)])
+    mask = image > 0.2
+    two = segment_masked(image, mask, min_distance=3, sigma=0.0, min_size=5)
+    centroids, _ = footprint_stats(two, image.shape)
+    assert two.shape[0] == 2
+    assert np.allclose(sorted(centroids.tolist()), [[30, 25], [36, 33]], atol=1.5)
+    assert segment_masked(image, mask, min_distance=5, sigma=0.0, min_size=5).shape[0] == 1

@@ -75,3 +75,30 @@ def test_sparse_footprints_give_the_same_units_as_dense():
     assert groups_s == groups_d == [[0, 1], [2]]
     assert np.allclose(A2s.toarray(), A2d.reshape(2, -1), atol=1e-6) and np.allclose(C2s, C2d, atol=1e-5)
     assert bad_units(As, C) == bad_units(A, C) == {}
+
+
+def test_repeated_temporal_merge_joins_a_piece_matching_only_the_merged_unit():
+    """Three overlapping pieces of one cell: 0 and 1 with little noise, 2 with much. The
+    merged 0+1 trace averages their noise, so 2 correlates with it more than with either;
+    with a threshold between the two correlations one round leaves 2 alone, repeated
+    rounds merge it too and then stop."""
+    from scopeline.miniscope.units import merge_temporal_repeated
+
+    rng = np.random.default_rng(4)
+    T = 3000
+    spikes = (rng.random(T) < 0.02).astype(float)
+    cell = np.convolve(spikes, np.exp(-np.arange(40) / 8))[:T]
+    C = np.stack([cell + s * rng.standard_normal(T) for s in (0.2, 0.2, 0.3)]).astype(np.float32)
+    A = np.zeros((3, 20, 20), np.float32)
+    A[0, 4:10, 4:10] = A[1, 6:12, 6:12] = A[2, 5:11, 5:11] = 1
+    pieces = np.corrcoef(C)
+    _, C1, _ = merge_temporal(A[:2], C[:2], 0.0, 0.2)
+    to_merged = np.corrcoef(C1[0], C[2])[0, 1]
+    assert to_merged > max(pieces[2, 0], pieces[2, 1]) + 0.03 and pieces[0, 1] > to_merged
+    threshold = (to_merged + max(pieces[2, 0], pieces[2, 1])) / 2
+    _, _, groups = merge_temporal(A, C, threshold, 0.2)
+    assert groups == [[0, 1], [2]]
+    A2, C2, merges = merge_temporal_repeated(A, C, threshold, 0.2, max_rounds=10)
+    assert merges == [1, 1, 0] and A2.shape[0] == 1
+    _, _, once = merge_temporal_repeated(A, C, threshold, 0.2, max_rounds=1)
+    assert once == [1]

@@ -151,7 +151,7 @@ class DetectParams(_Params):
         "cell is not hidden by the slope of a bright neighbour"
     )
     min_region_size: int = Field(9, ge=1, description="4b: smallest region kept (px)")
-    max_region_size: int = Field(1000, ge=1, description="4a: regions above this are implausible (px)")
+    max_region_size: int = Field(1000, ge=1, description="4a-4b: regions above this are implausible (px): they score worse in the search and are dropped as candidates")
     merge_distance: float = Field(25.0, ge=0, description="4c: max centre distance for merging (px)")
     merge_size_ratio: float = Field(5.0, ge=1, description="4c: max size ratio for merging")
     merge_min_overlap: float = Field(0.4, ge=0, le=1, description="4c: intersection over union needed to merge")
@@ -163,7 +163,10 @@ class DetectParams(_Params):
     flat_tolerance: float = Field(1e-6, ge=0, description="4f: traces with std below this are flat")
     temporal_corr_threshold: float = Field(0.75, ge=-1, le=1, description="4g: trace correlation to merge")
     spatial_overlap_threshold: float = Field(0.3, ge=0, le=1, description="4g: footprint overlap to merge")
-    temporal_merge_rounds: int = Field(1, ge=1, description="4g: most rounds of temporal merging (stops when none merge)")
+    temporal_merge_rounds: int = Field(
+        10, ge=1, description="4g: most rounds of temporal merging; merged traces are compared again until no "
+        "more units merge"
+    )
 
 
 CORE_STEP_PARAMS: dict[str, type[BaseModel]] = {

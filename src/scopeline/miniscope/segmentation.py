@@ -15,11 +15,13 @@ def smooth_image(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def watershed_regions(image: np.ndarray, min_distance: int, threshold_rel: float, sigma: float,
-                      min_size: int = 1, smooth: np.ndarray | None = None) -> np.ndarray:
+                      min_size: int = 1, smooth: np.ndarray | None = None,
+                      mask: np.ndarray | None = None) -> np.ndarray:
     """Label image of watershed regions around peaks of the smoothed ``image``.
 
     Peaks are at least ``min_distance`` px apart and above ``threshold_rel`` x the max;
-    regions are confined to pixels above that threshold and smaller ones are removed.
+    regions are confined to pixels above that threshold (and inside the boolean ``mask``
+    when given) and smaller ones are removed.
     ``smooth``: ``smooth_image(image, sigma)`` when already computed."""
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
@@ -29,7 +31,7 @@ def watershed_regions(image: np.ndarray, min_distance: int, threshold_rel: float
     labels = np.zeros(smooth.shape, np.int32)
     if not np.isfinite(top) or top <= 0:
         return labels
-    mask = smooth > threshold_rel * top
+    mask = (smooth > threshold_rel * top) & (True if mask is None else np.asarray(mask, bool))
     peaks = peak_local_max(smooth, min_distance=max(1, int(min_distance)), threshold_rel=threshold_rel,
                            labels=mask.view(np.uint8), exclude_border=False)
     if len(peaks) == 0:
@@ -108,6 +110,14 @@ def segment_images(images: list[np.ndarray], min_distance: int, threshold_rel: f
 
     parts = dask.compute(*[dask.delayed(one)(share(image)) for image in images])
     return sparse.vstack(parts).tocsr() if parts else None
+
+
+def segment_masked(image: np.ndarray, mask: np.ndarray, min_distance: int, sigma: float, min_size: int):
+    """Sparse CSR (candidates, h*w) footprints of the watershed regions of ``image``
+    confined to the boolean ``mask`` (an absolute criterion, e.g. enough correlation and
+    peak-to-noise ratio, instead of a threshold relative to the image's max)."""
+    labels = watershed_regions(image, min_distance, 0.0, sigma, min_size, mask=mask)
+    return regions_to_footprints(image, labels, dense=False)
 
 
 def as_sparse(footprints, shape: tuple[int, int] | None = None):

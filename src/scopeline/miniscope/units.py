@@ -116,3 +116,18 @@ def merge_temporal(A, C: np.ndarray, corr_threshold: float = 0.75,
     merged = sparse.vstack(new_A).tocsr().astype(np.float32)
     merged.eliminate_zeros()
     return like_input(merged, A, shape), np.stack(new_C).astype(np.float32), groups
+
+
+def merge_temporal_repeated(A, C: np.ndarray, corr_threshold: float = 0.75, overlap_threshold: float = 0.3,
+                            max_rounds: int = 10) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """``merge_temporal`` applied again to its result until no units merge (at most
+    ``max_rounds`` rounds): a merged unit's trace averages its members' noise and mixing,
+    so it may now match a unit none of its members matched. Returns A, C and the number
+    of merges in each round."""
+    merges: list[int] = []
+    while len(merges) < max_rounds:
+        A, C, groups = merge_temporal(A, C, corr_threshold, overlap_threshold)
+        merges.append(sum(len(g) > 1 for g in groups))
+        if not merges[-1]:
+            break
+    return A, C, merges
