@@ -86,10 +86,11 @@ from ...io.atomic import atomic_path, write_json
 
 
 def codec():
-    """Compressor of the store: LZ4 level 1 with byte shuffle (fast; video barely compresses)."""
+    """Compressor of the store: LZ4 level 1 without shuffle (fast). On the float16 video
+    ``Y`` it compresses 1.9x and reads 1.3x faster than with byte shuffle (1.7x)."""
     from zarr.codecs import BloscCodec
 
-    return BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
+    return BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle")
 
 
 class Step:
