@@ -3,7 +3,8 @@
 import numpy as np
 from scipy import ndimage
 
-from scopeline.miniscope.fieldcrop import shift_into_box, to_float16
+from scopeline.miniscope.fieldcrop import shift_into_box
+from scopeline.miniscope.float16 import from_float16, to_float16
 from scopeline.miniscope.steps.motion import frame_groups
 
 
@@ -54,3 +55,11 @@ def test_frame_groups_subset_and_mean():
     assert frame_groups(used, 1, "mean").ravel().tolist() == used.tolist()
     assert frame_groups(used, 3, "subset").ravel().tolist() == [0, 4, 7]
     assert frame_groups(used, 3, "mean").tolist() == [[0, 1, 2], [4, 5, 6]]
+
+
+def test_from_float16_is_exact_for_every_value():
+    every = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    expected = every.astype(np.float32)
+    got = from_float16(every)
+    assert np.array_equal(got.view(np.uint32)[~np.isnan(expected)], expected.view(np.uint32)[~np.isnan(expected)])
+    assert np.isnan(got[np.isnan(expected)]).all()

@@ -142,30 +142,3 @@ def _value(frames, k, r, c, inside, fill):  # pragma: no cover - compiled
     value = np.float32(frames[k, r, c])
     return value if np.isfinite(value) else fill
 
-
-def to_float16(x: np.ndarray) -> np.ndarray:
-    """float32 -> float16, rounding to nearest even like ``astype`` (several times faster);
-    magnitudes below 2**-14 (float16's smallest normal, 6.1e-5) become 0."""
-    x = np.ascontiguousarray(x, np.float32)
-    out = np.empty(x.shape, np.uint16)
-    _to_half_bits(x.reshape(-1).view(np.uint32), out.reshape(-1))
-    return out.view(np.float16)
-
-
-@numba.njit(cache=True, nogil=True)
-def _to_half_bits(bits, out):  # pragma: no cover - compiled
-    for i in range(bits.size):
-        f = bits[i]
-        sign = (f >> 16) & 0x8000
-        a = f & 0x7FFFFFFF
-        if a > 0x7F800000:  # NaN
-            h = 0x7E00
-        elif a >= 0x477FF000:  # rounds to >= 65520: infinity
-            h = 0x7C00
-        elif a < 0x38800000:  # below the smallest normal float16
-            h = 0
-        else:
-            a = a + 0x0FFF + ((a >> 13) & 1)
-            h = (a - 0x38000000) >> 13
-        out[i] = sign | h
-

@@ -68,7 +68,7 @@ def randomized_svd(video2d, k: int, power_iterations: int = 5, seed: int = 0, ov
     for _ in range(power_iterations + 1):
         shared = share(Z)
         Z = tree_reduce([dask.delayed(_gram_block)(b, shared) for b in sampled], np.add).compute()
-        Z = np.linalg.qr(Z)[0].astype(dtype)
+        Z = orthonormal_basis(Z).astype(dtype)
     shared = share(Z)
     parts = dask.compute(*[dask.delayed(_project_block)(b, shared) for b in blocks])
     B = np.concatenate([p[0] for p in parts]).astype(np.float64)
@@ -76,6 +76,25 @@ def randomized_svd(video2d, k: int, power_iterations: int = 5, seed: int = 0, ov
     ub, s, vbt = np.linalg.svd(B, full_matrices=False)
     u, s, v = ub[:, :k], s[:k], (Z.astype(np.float64) @ vbt[:k].T).T
     return (u, s, v, energy) if return_energy else (u, s, v)
+
+
+def orthonormal_basis(Z: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (float64) of the columns of a tall ``Z`` (pixels, l): Cholesky QR
+    applied twice (two l x l Gram products instead of a Householder QR of the tall
+    matrix: ~10x faster here), falling back to Householder QR when ``Z`` is too
+    ill-conditioned for it (Cholesky fails or the result is not orthonormal to 1e-8)."""
+    import scipy.linalg
+
+    Q = np.asarray(Z, np.float64)
+    try:
+        for _ in range(2):
+            R = scipy.linalg.cholesky(Q.T @ Q, lower=False, check_finite=False)
+            Q = Q @ scipy.linalg.solve_triangular(R, np.eye(len(R)), lower=False, check_finite=False)
+        if np.abs(Q.T @ Q - np.eye(Q.shape[1])).max() < 1e-8:
+            return Q
+    except np.linalg.LinAlgError:
+        pass
+    return scipy.linalg.qr(np.asarray(Z, np.float64), mode="economic", check_finite=False)[0]
 
 
 def nndsvd(u: np.ndarray, s: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

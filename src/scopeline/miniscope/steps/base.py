@@ -209,7 +209,11 @@ class StepContext:
 
         step = self._owner(name, "array")
         array = da.from_zarr(str(self.store_path), component=f"{step}/{name.split('/')[-1]}")
-        return array.astype(np.float32) if array.dtype == np.float16 else array
+        if array.dtype == np.float16:
+            from ..float16 import from_float16
+
+            array = array.map_blocks(from_float16, dtype=np.float32)
+        return array
 
     def has(self, name: str) -> bool:
         try:

@@ -14,7 +14,8 @@ import numpy as np
 
 from ...errors import InputError
 from .. import report
-from ..fieldcrop import correct_and_crop, crop_region, to_float16
+from ..fieldcrop import correct_and_crop, crop_region
+from ..float16 import to_float16
 from ..params import CropParams
 from ..registration import apply_shifts
 from ..tasks import share, tree_reduce
