@@ -69,3 +69,15 @@ def test_regularisation_thresholds_relative_to_max():
     H[0, 12], H[0, 0] = 10.0, 0.2
     out = regularize_components(H, (5, 5), sigma=0, sparsity=0.05)
     assert out[0, 2, 2] == 10 and out[0, 0, 0] == 0
+
+
+def test_orthonormal_basis_spans_the_columns_even_when_ill_conditioned():
+    from scopeline.miniscope.nndsvd import orthonormal_basis
+
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((2000, 8))
+    Z[:, 0] *= 1e5  # a dominant background direction, as after power iterations
+    for matrix in (Z, np.c_[Z[:, :7], Z[:, 6] + 1e-13]):  # the second is numerically rank-deficient
+        Q = orthonormal_basis(matrix)
+        assert np.allclose(Q.T @ Q, np.eye(8), atol=1e-10)
+        assert np.allclose(Q @ (Q.T @ matrix), matrix, atol=1e-8 * np.abs(matrix).max())
