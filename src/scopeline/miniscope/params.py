@@ -29,6 +29,9 @@ class ConfigParams(_Params):
     fps: float = Field(30.0, gt=0, description="frame rate of the recording (frames/s)")
     input_dir: str | None = Field(None, description="folder with the videos (set from the command line)")
     output_dir: str | None = Field(None, description="output folder (set from the command line)")
+    compress_store: bool = Field(
+        True, description="LZ4-compress the working arrays in OUT/store.zarr (the corrected video about 2x "
+        "smaller on disk); False trades disk for speed")
 
 
 class LoadParams(_Params):

@@ -151,6 +151,11 @@ class StepContext:
         return self.out_dir / "report"
 
     # -- arrays --------------------------------------------------------------------
+    def compressors(self):
+        """The store's compressor (``config.compress_store``), or None."""
+        compress = self.all_params is None or self.all_params.config.compress_store
+        return codec() if compress else None
+
     def _group(self):
         import zarr
 
@@ -166,13 +171,13 @@ class StepContext:
                 array = array.rechunk(chunks)
             elif any(len(set(c[:-1])) > 1 or (len(c) > 1 and c[-1] > c[0]) for c in array.chunks):
                 array = array.rechunk(tuple(max(c) for c in array.chunks))
-            da.to_zarr(array, str(self.store_path), component=component, overwrite=True, compressors=codec())
+            da.to_zarr(array, str(self.store_path), component=component, overwrite=True, compressors=self.compressors())
         else:
             array = np.asarray(array)
             group = self._group()
             kwargs = {"chunks": chunks} if chunks is not None else {}
             group.create_array(component, shape=array.shape, dtype=array.dtype, overwrite=True,
-                               compressors=codec(), **kwargs)
+                               compressors=self.compressors(), **kwargs)
             if array.size:
                 group[component][...] = array
         if name not in self.written:
@@ -182,7 +187,7 @@ class StepContext:
         """Create an empty array ``<step>/<name>`` for tasks that write their own chunks
         (each task one whole chunk, so writers never share a chunk); returns its path."""
         self._group().create_array(f"{self.step}/{name}", shape=shape, dtype=dtype, chunks=chunks,
-                                   overwrite=True, compressors=codec())
+                                   overwrite=True, compressors=self.compressors())
         if name not in self.written:
             self.written.append(name)
         return f"{self.step}/{name}"
