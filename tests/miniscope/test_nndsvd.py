@@ -23,19 +23,23 @@ def test_randomized_svd_recovers_the_singular_values():
     assert np.allclose((u * s) @ v, video, atol=1e-6 * video.max())
 
 
-def test_power_iterations_on_sampled_chunks_still_give_every_frame():
-    """With ``sample_frames`` the range finder sees 2 of 4 chunks; the rank-3 video's
-    spatial subspace is the same in every chunk, so the SVD is still exact, and the time
-    courses cover all frames."""
-    from scopeline.miniscope.nndsvd import sample_blocks
+def test_svd_of_sampled_chunks_finds_the_spatial_subspace():
+    """With ``sample_frames`` the SVD sees 2 of 4 chunks (frames 0-49 and 150-199); the
+    rank-3 video's spatial subspace is the same in every chunk, so the spatial
+    components are exact."""
+    from scopeline.miniscope.nndsvd import sample_blocks, sampled_frames
 
     assert sample_blocks(4, 50, 100).tolist() == [0, 3] and sample_blocks(4, 50, None).tolist() == [0, 1, 2, 3]
     assert sample_blocks(4, 50, 500).tolist() == [0, 1, 2, 3]
     video, _, _ = _nonnegative_video()
     u, s, v = randomized_svd(da.from_array(video, chunks=(50, -1)), 3, power_iterations=5, sample_frames=100)
-    assert u.shape == (200, 3)
-    assert np.allclose(s, np.linalg.svd(video, compute_uv=False)[:3], rtol=1e-6)
-    assert np.allclose((u * s) @ v, video, atol=1e-6 * video.max())
+    frames = sampled_frames((50, 50, 50, 50), 100)
+    assert frames.tolist() == list(range(50)) + list(range(150, 200)) and u.shape == (100, 3)
+    sample = video[frames]
+    assert np.allclose(s, np.linalg.svd(sample, compute_uv=False)[:3], rtol=1e-6)
+    assert np.allclose((u * s) @ v, sample, atol=1e-6 * video.max())
+    full_v = np.linalg.svd(video, full_matrices=False)[2][:3]
+    assert np.allclose((full_v @ v.T) @ v, full_v, atol=1e-6)  # the same spatial subspace
 
 
 def test_nndsvd_is_non_negative_and_component_0_is_background():

@@ -41,16 +41,17 @@ def sample_blocks(n_blocks: int, block_frames: int, sample_frames: int | None) -
 def randomized_svd(video2d, k: int, power_iterations: int = 5, seed: int = 0, oversample: int = 10,
                    return_energy: bool = False, sample_frames: int | None = None):
     """Leading ``k`` singular triplets of a dask (frames, pixels) array: u (T, k), s (k,), v (k, P)
-    (and ||Y||^2 with ``return_energy``).
+    (and ||Y||^2 with ``return_energy``) -- of the sampled frames with ``sample_frames``.
 
     Randomized range finder on the pixel side (Halko et al. 2011): Z = (Y^T Y)^(q+1) Omega
     with ``q`` = ``power_iterations`` and orthonormalisation after every product, then the
     SVD of the small Y Q. Each product Y^T (Y Z) = sum over frame chunks of
     Y_c^T (Y_c Z) is one pass over the video, so the whole costs q + 2 passes (dask's
-    ``svd_compressed`` needs 2q + 2). With ``sample_frames`` the q + 1 range-finder
-    passes use only whole chunks spread evenly over the recording, holding about that
-    many frames (the spatial subspace of a long recording is found from a sample; the
-    time courses still come from every frame). Memory: a few (pixels, k + oversample)
+    ``svd_compressed`` needs 2q + 2). With ``sample_frames`` every pass reads only whole
+    chunks spread evenly over the recording, holding about that many frames
+    (``sample_blocks``): the spatial components of a long recording are found from a
+    sample, at a cost independent of its length, and u covers the sampled frames
+    (``sampled_frames`` gives their indices). Memory: a few (pixels, k + oversample)
     matrices."""
     import dask
 
@@ -70,12 +71,19 @@ def randomized_svd(video2d, k: int, power_iterations: int = 5, seed: int = 0, ov
         Z = tree_reduce([dask.delayed(_gram_block)(b, shared) for b in sampled], np.add).compute()
         Z = orthonormal_basis(Z).astype(dtype)
     shared = share(Z)
-    parts = dask.compute(*[dask.delayed(_project_block)(b, shared) for b in blocks])
+    parts = dask.compute(*[dask.delayed(_project_block)(b, shared) for b in sampled])
     B = np.concatenate([p[0] for p in parts]).astype(np.float64)
     energy = float(sum(p[1] for p in parts))
     ub, s, vbt = np.linalg.svd(B, full_matrices=False)
     u, s, v = ub[:, :k], s[:k], (Z.astype(np.float64) @ vbt[:k].T).T
     return (u, s, v, energy) if return_energy else (u, s, v)
+
+
+def sampled_frames(chunks: tuple[int, ...], sample_frames: int | None) -> np.ndarray:
+    """Indices of the frames ``randomized_svd`` uses for chunks (frames per chunk)."""
+    starts = np.cumsum((0,) + tuple(chunks))
+    chosen = sample_blocks(len(chunks), max(chunks), sample_frames)
+    return np.concatenate([np.arange(starts[i], starts[i + 1]) for i in chosen])
 
 
 def orthonormal_basis(Z: np.ndarray) -> np.ndarray:

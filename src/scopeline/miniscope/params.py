@@ -121,8 +121,8 @@ class InitParams(_Params):
     spatial_regularization: float = Field(1.0, ge=0, description="gaussian sigma (px) smoothing components")
     chunk_frames: int = Field(100, ge=1, description="frames per chunk of the SVD passes (less = less memory)")
     sample_frames: int | None = Field(
-        3000, ge=1, description="frames (whole chunks spread over the recording) the power iterations use; "
-        "None = all. The time courses always use every frame")
+        2000, ge=1, description="frames (whole chunks spread evenly over the recording) the SVD uses, so its "
+        "cost does not grow with the length; None = every frame")
     seed: int = 0
 
 

@@ -1,8 +1,11 @@
 """Step 3b -- NNDSVD initialisation of the cropped video.
 
 Writes ``nndsvd_spatial`` (k, h, w; regularised, component 0 = background),
-``nndsvd_temporal`` (k, frames), ``variance_explained`` (k,) cumulative, ``b_init`` (h, w)
-and ``f_init`` (frames,) from component 0.
+``nndsvd_temporal`` (k, sampled frames), ``nndsvd_frames`` (their indices in ``Y``; every
+frame when the recording is shorter than ``init.sample_frames``), ``variance_explained``
+(k,) cumulative, ``b_init`` (h, w) and ``f_init`` (sampled frames,) from component 0.
+The SVD reads only whole chunks spread over the recording (``init.sample_frames``
+frames), so its cost does not grow with the recording's length.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import report
-from ..nndsvd import nndsvd, randomized_svd, regularize_components, variance_explained
+from ..nndsvd import nndsvd, randomized_svd, regularize_components, sampled_frames, variance_explained
 from ..params import InitParams
 from .base import Step, StepContext
 
@@ -19,7 +22,7 @@ class InitStep(Step):
     name = "init"
     title = "3b. NNDSVD initialisation"
     params_model = InitParams
-    version = "3"  # power iterations on a sample of chunks
+    version = "4"  # every pass on a sample of chunks
 
     def run(self, ctx: StepContext, p: InitParams) -> dict:
         Y = ctx.read("Y")
@@ -34,6 +37,7 @@ class InitStep(Step):
         cumulative = variance_explained(s, energy)
         ctx.write("nndsvd_spatial", spatial)
         ctx.write("nndsvd_temporal", W.T.copy())
+        ctx.write("nndsvd_frames", sampled_frames(video2d.chunks[0], p.sample_frames).astype(np.int64))
         ctx.write("variance_explained", cumulative)
         ctx.write("b_init", H[0].reshape(h, w).astype(np.float32))
         ctx.write("f_init", W[:, 0].astype(np.float32))
