@@ -113,3 +113,75 @@ def test_peak_component_drops_fragments():
     A[0, 8, 8] = 0.5  # a separate fragment
     out = spatial.peak_component(A)
     assert out[0, 8, 8] == 0 and out[0, 2:5, 2:5].sum() == A[0, 2:5, 2:5].sum()
+
+
+def _blobs_at_edges(seed: int = 0) -> np.ndarray:
+    """Footprints with fragments, some cut by the frame edge (where per-box work could go wrong)."""
+    rng = np.random.default_rng(seed)
+    A = np.zeros((6, 30, 36), np.float32)
+    for a, (y, x) in zip(A, [(0, 0), (29, 35), (15, 0), (0, 20), (15, 18), (29, 5)]):
+        yy, xx = np.mgrid[:30, :36]
+        a += np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 8.0) * (rng.random((30, 36)) > 0.2)
+        a[(y + 9) % 30, (x + 11) % 36] = 0.7  # a stray fragment
+    A[A < 0.05] = 0
+    A[5] = 0  # an empty footprint
+    return A
+
+
+def test_box_morphology_equals_whole_frame_operations():
+    from scipy import ndimage
+
+    from scopeline.miniscope.steps.cnmf_common import outline_overlay
+
+    A = _blobs_at_edges()
+    peak = A.reshape(6, -1).max(axis=1)
+    core = A > (0.1 * peak)[:, None, None]
+    expected = ndimage.binary_dilation(core, structure=spatial.disk(3)[None])
+    np.testing.assert_array_equal(spatial.dilate_footprints(A, 3, 0.1), expected)
+    np.testing.assert_array_equal(spatial.dilate_footprints(A, 0, 0.1), core)
+    smoothed = ndimage.gaussian_filter(A, sigma=(0, 1.5, 1.5), mode="constant")
+    np.testing.assert_allclose(spatial.smooth_footprints(A, 1.5), smoothed, atol=1e-6)
+    for a, kept in zip(A, spatial.peak_component(A)):
+        if a.max() > 0:
+            labels, _ = ndimage.label(a > 0, structure=np.ones((3, 3)))
+            np.testing.assert_array_equal(kept, np.where(labels == labels.flat[np.argmax(a)], a, 0))
+    edges = np.zeros(A.shape[1:], bool)
+    for a in A[:5]:
+        mask = a > 0.3 * a.max()
+        edges |= mask & ~ndimage.binary_erosion(mask)
+    np.testing.assert_array_equal(outline_overlay(A)[..., 3] > 0, edges)
+
+
+def test_cluster_units_sparse_overlap_matches_dense_count():
+    A = _blobs_at_edges()
+    support = spatial.dilate_footprints(A, 2, 0.1)
+    flat = support.reshape(6, -1).astype(float)
+    inter = flat @ flat.T
+    area = np.diag(inter)
+    linked = inter > 0.2 * np.maximum(np.minimum(area[:, None], area[None, :]), 1)
+    np.fill_diagonal(linked, False)
+    clusters = spatial.cluster_units(support, A, 10, 0.2, min_area=1)
+    label = {u: i for i, c in enumerate(clusters) for u in c}
+    for i, j in zip(*np.nonzero(linked)):
+        if area[i] >= 1 and area[j] >= 1:
+            assert label[i] == label[j]
+
+
+def test_tile_statistics_of_float16_movie_with_offset():
+    rng = np.random.default_rng(1)
+    T, h, w = 230, 12, 14
+    Y = (100.0 + rng.standard_normal((T, h, w))).astype(np.float16)  # large mean, unit std
+    regressors = rng.standard_normal((3, T))
+    tiles = [spatial.Tile(spatial.Box(0, 5, 0, 5), np.array([0, 3, 20]), np.array([0, 2])),
+             spatial.Tile(spatial.Box(0, 5, 0, 5), np.array([7, 100]), np.array([1, 2]))]
+    Y2 = Y.reshape(T, -1).astype(np.float64)
+    R32 = regressors.astype(np.float32).astype(np.float64)
+    for per_task in (None, 150):  # tasks of one chunk, or of several chunks summed in the task
+        stats, pixel = spatial.tile_statistics(Y, tiles, regressors, n_background=1, frame_chunk=64,
+                                               frames_per_task=per_task)
+        for t, s in zip(tiles, stats):
+            np.testing.assert_allclose(s, Y2[:, t.pixels].T @ R32[t.columns].T, rtol=1e-5)
+        np.testing.assert_allclose(pixel["Yf"][:, 0], Y2.T @ R32[2], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(pixel["sum"], Y2.sum(axis=0), rtol=1e-9)
+        variance = pixel["sumsq"] / T - (pixel["sum"] / T) ** 2
+        np.testing.assert_allclose(variance, Y2.var(axis=0), rtol=1e-3)

@@ -144,3 +144,31 @@ def test_background_components_and_sampling_pass():
     Y2 = data["Y"].reshape(500, -1).astype(np.float64)
     np.testing.assert_allclose(P, A @ Y2.T, rtol=1e-4, atol=1e-3)
     np.testing.assert_array_equal(sample, data["Y"].reshape(500, -1)[:, pixels])
+
+
+def test_movie_pass_dense_rows_reference_and_float16_store():
+    data = make_cnmf_movie(h=26, w=28, n=3, T=260, noise=0.1, min_distance=6.0)
+    Y16 = data["Y"].astype(np.float16)
+    Y = Y16.astype(np.float64).reshape(260, -1)
+    A = sparse.csr_matrix(data["A"].reshape(3, -1))
+    dense = np.vstack([data["b"].ravel(), np.ones(26 * 28)])
+    frames = np.array([0, 5, 99, 100, 259])
+    result = temporal.movie_pass(Y16, A, frame_chunk=100, dense=dense, pixels=np.array([3, 50]),
+                                 check_rows=np.array([0, 2]), check_frames=frames)
+    np.testing.assert_allclose(result.projection, np.vstack([A @ Y.T, dense @ Y.T]), rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(result.samples, Y[:, [3, 50]].astype(np.float32))
+    np.testing.assert_allclose(result.reference, (A[[0, 2]] @ Y[frames].T), rtol=1e-10)
+
+
+def test_movie_pass_replaces_non_finite_values_only_when_asked():
+    data = make_cnmf_movie(h=24, w=24, n=2, T=120, noise=0.1, min_distance=6.0)
+    Y = data["Y"].copy()
+    pixel = int(np.flatnonzero(data["A"][0].ravel() > 0)[0])
+    Y.reshape(120, -1)[7, pixel] = np.nan
+    A = sparse.csr_matrix(data["A"].reshape(2, -1))
+    clean = Y.reshape(120, -1).copy()
+    clean[7, pixel] = 0.0
+    fixed = temporal.movie_pass(Y, A, frame_chunk=50, pixels=np.array([pixel])).projection
+    np.testing.assert_allclose(fixed, A @ clean.T, rtol=1e-4, atol=1e-4)
+    raw = temporal.movie_pass(Y, A, frame_chunk=50, fix_nan=False).projection
+    assert np.isnan(raw[0, 7]) and np.isfinite(np.delete(raw[0], 7)).all()

@@ -57,3 +57,11 @@ def _from_half_bits(bits, out, out_bits):  # pragma: no cover - compiled
             out_bits[i] = sign | 0x7F800000 | (mantissa << 13)
         else:
             out_bits[i] = sign | ((exponent + 112) << 23) | (mantissa << 13)
+
+
+def as_dtype(x: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """``np.asarray(x, dtype)``, with the fast conversion for float16 -> float32."""
+    x = np.asarray(x)
+    if x.dtype == np.float16 and np.dtype(dtype) == np.float32:
+        return from_float16(x)
+    return np.asarray(x, dtype)

@@ -14,6 +14,8 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from ..float16 import as_dtype
+
 
 def _band(n: int, freq_range: tuple[float, float]) -> np.ndarray:
     freqs = np.fft.rfftfreq(n)
@@ -28,10 +30,13 @@ def band_power(x: np.ndarray, freq_range: tuple[float, float] = (0.25, 0.5)) -> 
 
     Returns an array of ``x.shape[1:]``; for white noise its expectation is the variance.
     """
-    x = np.asarray(x, dtype=np.float32)
+    from scipy import fft
+
+    x = as_dtype(x, np.float32)
     n = x.shape[0]
-    spectrum = np.fft.rfft(x - x.mean(axis=0), axis=0)[_band(n, freq_range)]
-    return (spectrum.real**2 + spectrum.imag**2).mean(axis=0) / n
+    # scipy's FFT keeps float32 (complex64) and is several times faster along axis 0 than numpy's
+    spectrum = fft.rfft(x - x.mean(axis=0), axis=0)[_band(n, freq_range)]
+    return (spectrum.real**2 + spectrum.imag**2).mean(axis=0, dtype=np.float64) / n
 
 
 def trace_noise(y: np.ndarray, freq_range: tuple[float, float] = (0.25, 0.5)) -> np.ndarray:
@@ -59,10 +64,14 @@ def movie_noise(Y, segment: int = 512, freq_range: tuple[float, float] = (0.25, 
     segment = int(min(segment, n_frames))
     n_segments = -(-n_frames // segment)
     if max_segments and n_segments > max_segments:
-        starts = np.linspace(0, n_frames - segment, max_segments).astype(int)
+        # whole segments of the segment grid (a movie read in segment-long chunks then
+        # needs no re-assembly), evenly spread over the recording
+        starts = np.linspace(0, n_frames // segment - 1, max_segments).round().astype(int) * segment
         Y = da.concatenate([Y[s : s + segment] for s in starts], axis=0)
         n_frames = Y.shape[0]
-    rows = int(max(1, min(height, block_bytes // max(1, segment * width * 4))))
+    rows = int(max(1, min(height, block_bytes // max(1, segment * width * Y.dtype.itemsize))))
+    if Y.chunks[0][0] == segment and len(Y.chunks[1]) == 1:
+        rows = height  # already read in segments of whole frames: keep them (block_power slabs the rows)
     Y = Y.rechunk((segment, rows, width))
     lengths = np.array(Y.chunks[0])
     usable = lengths >= min(16, n_frames)
@@ -70,7 +79,13 @@ def movie_noise(Y, segment: int = 512, freq_range: tuple[float, float] = (0.25, 
     def block_power(block: np.ndarray) -> np.ndarray:
         if block.shape[0] < min(16, n_frames):
             return np.zeros((1,) + block.shape[1:], np.float64)
-        return band_power(block, freq_range)[None].astype(np.float64)
+        # a few rows at a time: the float32 copy and the spectrum stay small (a float16
+        # store is converted piece by piece)
+        step = max(1, (4 << 20) // max(1, block.shape[0] * block.shape[2] * 8))
+        power = np.empty(block.shape[1:], np.float64)
+        for r in range(0, block.shape[1], step):
+            power[r : r + step] = band_power(block[:, r : r + step], freq_range)
+        return power[None]
 
     power = Y.map_blocks(block_power, dtype=np.float64, chunks=((1,) * len(lengths), Y.chunks[1], Y.chunks[2]))
     weights = (usable * lengths).astype(np.float64)

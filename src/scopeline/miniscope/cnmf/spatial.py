@@ -1,9 +1,10 @@
 """CNMF spatial side: dilation, clustering, bounding boxes, the non-negative LASSO spatial
 update on local tiles, merging.
 
-Footprints are dense arrays (units, h, w) here (units x a few hundred pixels each is small
-next to the movie); the movie only enters through sufficient statistics ``Y C^T`` computed
-chunk-wise (see :func:`tile_statistics`).
+Footprints are dense arrays (units, h, w) here, but every per-unit operation works on the
+unit's bounding box and products between units use sparse matrices, so the cost follows
+the footprints' pixels, not units x frame size. The movie only enters through sufficient
+statistics ``Y C^T`` computed chunk-wise (see :func:`tile_statistics`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
+
+from ..float16 import as_dtype
+
+
+def unit_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
+    """Slices of the bounding box of ``mask`` (2-D) grown by ``pad`` px and clipped to the
+    frame; None when ``mask`` is empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return None
+    h, w = mask.shape
+    return (slice(max(0, rows[0] - pad), min(h, rows[-1] + 1 + pad)),
+            slice(max(0, cols[0] - pad), min(w, cols[-1] + 1 + pad)))
 
 
 # ------------------------------------------------------------------------ 7a dilation
@@ -25,11 +39,16 @@ def disk(radius: int) -> np.ndarray:
 def dilate_footprints(A: np.ndarray, radius: int, threshold: float) -> np.ndarray:
     """Supports (units, h, w) bool: pixels above ``threshold`` x max, dilated by a disk."""
     peak = A.reshape(len(A), -1).max(axis=1)
-    core = A > (threshold * peak)[:, None, None]
-    if radius <= 0:
-        return core
-    structure = disk(radius)[None]
-    return ndimage.binary_dilation(core, structure=structure)
+    out = np.zeros(A.shape, bool)
+    structure = disk(radius) if radius > 0 else None
+    for i, a in enumerate(A):
+        core = a > threshold * peak[i]
+        box = unit_box(core, max(radius, 0))
+        if box is None:
+            continue
+        # the box holds the core plus the dilation reach, so dilating it alone is exact
+        out[i][box] = core[box] if structure is None else ndimage.binary_dilation(core[box], structure=structure)
+    return out
 
 
 # ------------------------------------------------------------------------ 7b clustering
@@ -39,8 +58,8 @@ def cluster_units(support: np.ndarray, A: np.ndarray, max_cluster_size: int, ove
     one; connected groups larger than ``max_cluster_size`` are split along a breadth-first
     ordering. Units below ``min_area`` pixels or ``min_intensity`` peak stay alone."""
     n = len(support)
-    flat = support.reshape(n, -1).astype(np.float32)
-    inter = flat @ flat.T
+    flat = sparse.csr_matrix(support.reshape(n, -1), dtype=np.float32)
+    inter = (flat @ flat.T).toarray()
     area = np.diag(inter).copy()
     smaller = np.minimum(area[:, None], area[None, :])
     linked = (inter > overlap_threshold * np.maximum(smaller, 1)) & (inter > 0)
@@ -168,27 +187,48 @@ def penalty_weights(A_tile: np.ndarray, min_penalty: float, max_penalty: float) 
 
 
 def tile_statistics(Y, tiles: list["Tile"], regressors: np.ndarray, n_background: int,
-                    frame_chunk: int = 100) -> tuple[list[np.ndarray], dict]:
+                    frame_chunk: int = 100, frames_per_task: int | None = None) -> tuple[list[np.ndarray], dict]:
     """One chunked pass over the movie: for every tile ``Y[:, pixels] ^T regressors[columns]^T``
     (pixels x columns), and for every pixel ``Y f^T`` (``f`` = the last ``n_background``
-    regressors), sum and sum of squares. Memory: one frame chunk plus the statistics."""
+    regressors), sum and sum of squares. Each task sums ``frames_per_task`` frames (default
+    ``frame_chunk``), ``frame_chunk`` at a time: fewer tasks mean fewer frame-sized partial
+    sums to move between workers. Memory: one task's frames plus the statistics."""
     import dask.array as da
 
-    from .temporal import movie_as_matrix
+    from .temporal import column_slabs, finite_block, movie_as_matrix
 
-    Y2 = movie_as_matrix(Y, frame_chunk)
+    Y2 = movie_as_matrix(Y, frames_per_task or frame_chunk)
     n_pix = Y2.shape[1]
     R = da.from_array(np.ascontiguousarray(regressors.T, dtype=np.float32), chunks=(Y2.chunks[0], -1))
     sizes = [len(t.pixels) * len(t.columns) for t in tiles]
     first_bg = regressors.shape[0] - n_background
     length = int(sum(sizes)) + (2 + n_background) * n_pix
 
+    all_pixels = np.concatenate([t.pixels for t in tiles]).astype(int) if tiles else np.zeros(0, int)
+    offsets = np.r_[0, np.cumsum([len(t.pixels) for t in tiles])].astype(int)
+
+    def chunk_stats(y: np.ndarray, r: np.ndarray) -> np.ndarray:
+        n = len(y)
+        # the tiles' pixels in one gather (converted from the store's dtype only there)
+        used = finite_block(as_dtype(y[:, all_pixels], np.float32).T.copy(), True)
+        parts = [used[offsets[i] : offsets[i + 1]] @ r[:, t.columns] for i, t in enumerate(tiles)]
+        # per pixel Y f^T, sum and sum of squares, slab by slab; squares in float32 of the
+        # chunk-centred values, combined in float64: sum y^2 = sum (y - m)^2 + n m^2
+        yf = np.zeros((y.shape[1], n_background))
+        total, squares = np.zeros(y.shape[1]), np.zeros(y.shape[1])
+        r_background = np.ascontiguousarray(r[:, first_bg:])  # strided operands leave BLAS
+        for columns, part in column_slabs(y, np.float32):
+            yf[columns] = part.T @ r_background
+            total[columns] = part.sum(axis=0, dtype=np.float64)
+            mean = total[columns] / n
+            centred = part - mean.astype(np.float32)
+            squares[columns] = np.einsum("ij,ij->j", centred, centred) + n * mean**2
+        parts += [yf, total, squares]
+        return np.concatenate([np.asarray(q, np.float64).ravel() for q in parts])
+
     def block(y: np.ndarray, r: np.ndarray) -> np.ndarray:
-        y = np.nan_to_num(np.asarray(y, np.float32))
-        parts = [(y[:, t.pixels].T @ r[:, t.columns]).ravel() for t in tiles]
-        parts += [(y.T @ r[:, first_bg:]).ravel(), y.sum(axis=0, dtype=np.float64),
-                  (y.astype(np.float64) ** 2).sum(axis=0)]
-        return np.concatenate([np.asarray(q, np.float64) for q in parts])[None]
+        return sum(chunk_stats(y[a : a + frame_chunk], r[a : a + frame_chunk])
+                   for a in range(0, len(y), frame_chunk))[None]
 
     total = da.blockwise(block, "ik", Y2, "ij", R, "il", new_axes={"k": length}, adjust_chunks={"i": 1},
                          concatenate=True, dtype=np.float64).sum(axis=0).compute()
@@ -224,7 +264,7 @@ def make_tiles(support: np.ndarray, clusters: list[np.ndarray], boxes: list[Box]
         owner = np.full((h, w), -1)
         best = np.full((h, w), -np.inf)
         for j, (units, box) in enumerate(zip(clusters, boxes)):
-            covered = support[units][:, box.y0 : box.y1, box.x0 : box.x1].any(axis=0)
+            covered = support[units, box.y0 : box.y1, box.x0 : box.x1].any(axis=0)
             better = covered & (centrality(box, (h, w)) > best[box.slices])
             owner[box.slices][better] = j
             best[box.slices][better] = centrality(box, (h, w))[better]
@@ -237,7 +277,7 @@ def make_tiles(support: np.ndarray, clusters: list[np.ndarray], boxes: list[Box]
     else:
         for units, box in zip(clusters, boxes):
             covered = np.zeros((h, w), bool)
-            covered[box.slices] = support[units][:, box.y0 : box.y1, box.x0 : box.x1].any(axis=0)
+            covered[box.slices] = support[units, box.y0 : box.y1, box.x0 : box.x1].any(axis=0)
             tiles.append(Tile(box, np.flatnonzero(covered.ravel()), np.r_[np.sort(units), background]))
     return tiles
 
@@ -253,7 +293,7 @@ class SpatialResult:
 
 
 def spatial_update(Y, A: np.ndarray, C: np.ndarray, f: np.ndarray, noise_map: np.ndarray,
-                   params, frame_chunk: int = 100) -> SpatialResult:
+                   params, frame_chunk: int = 100, frames_per_task: int | None = None) -> SpatialResult:
     """Steps 7a-7e. ``f`` (n_background, frames) are the background time courses; their
     maps ``b`` are fitted here, pixel by pixel, together with the footprints.
     ``params`` is a :class:`~scopeline.miniscope.params_cnmf.SpatialParams` (with the penalty
@@ -267,7 +307,7 @@ def spatial_update(Y, A: np.ndarray, C: np.ndarray, f: np.ndarray, noise_map: np
     n_bg = len(f)
     tiles = make_tiles(support, clusters, boxes, params.handle_overlaps, n_bg)
     regressors = np.vstack([C, f]).astype(np.float64)
-    stats, pixel_stats = tile_statistics(Y, tiles, regressors, n_bg, frame_chunk)
+    stats, pixel_stats = tile_statistics(Y, tiles, regressors, n_bg, frame_chunk, frames_per_task)
     n_frames = regressors.shape[1]
     mean = pixel_stats["sum"] / n_frames
     std = np.sqrt(np.maximum(pixel_stats["sumsq"] / n_frames - mean**2, 0.0))
@@ -284,9 +324,9 @@ def spatial_update(Y, A: np.ndarray, C: np.ndarray, f: np.ndarray, noise_map: np
         if len(tile.pixels) == 0:
             continue
         units = tile.columns[: len(tile.columns) - n_bg]
-        start = np.column_stack([flat_A[units][:, tile.pixels].T, new_b[:, tile.pixels].T])
+        start = np.column_stack([flat_A[np.ix_(units, tile.pixels)].T, new_b[:, tile.pixels].T])
         allowed = np.ones(start.shape, bool)
-        allowed[:, : len(units)] = flat_support[units][:, tile.pixels].T
+        allowed[:, : len(units)] = flat_support[np.ix_(units, tile.pixels)].T
         allowed[std[tile.pixels] < params.min_std, : len(units)] = False
         free = np.r_[np.zeros(len(units), bool), np.ones(n_bg, bool)]
         weights = penalty_weights(np.maximum(start, 0), params.min_penalty, params.max_penalty)
@@ -300,7 +340,7 @@ def spatial_update(Y, A: np.ndarray, C: np.ndarray, f: np.ndarray, noise_map: np
             block = new_A[np.ix_(units, tile.pixels)]
             new_A[np.ix_(units, tile.pixels)] = np.maximum(block, a[:, : len(units)].T)
         new_b[:, tile.pixels] = a[:, len(units) :].T
-    return SpatialResult(new_A.reshape(n_units, h, w).astype(np.float32), new_b.reshape(n_bg, h, w).astype(np.float32),
+    return SpatialResult(new_A.reshape(n_units, h, w), new_b.reshape(n_bg, h, w).astype(np.float32),
                          support, clusters, boxes, std.reshape(h, w).astype(np.float32))
 
 
@@ -316,7 +356,13 @@ def smooth_footprints(A: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian smoothing of every footprint (no mixing between units)."""
     if sigma <= 0:
         return A.copy()
-    return ndimage.gaussian_filter(A, sigma=(0, sigma, sigma), mode="constant").astype(A.dtype)
+    reach = int(4.0 * sigma + 0.5)  # gaussian_filter's kernel radius (truncate=4)
+    out = np.zeros_like(A)
+    for i, a in enumerate(A):
+        box = unit_box(a != 0, reach)
+        if box is not None:  # zero padding outside the box: same as filtering the frame
+            out[i][box] = ndimage.gaussian_filter(a[box], sigma=sigma, mode="constant", truncate=4.0)
+    return out
 
 
 def peak_component(A: np.ndarray) -> np.ndarray:
@@ -324,11 +370,13 @@ def peak_component(A: np.ndarray) -> np.ndarray:
     maximum: a cell is one blob, stray fragments are other sources' leakage."""
     out = np.zeros_like(A)
     for i, a in enumerate(A):
-        if a.max() <= 0:
+        box = unit_box(a > 0)
+        if box is None or a.max() <= 0:
             continue
-        labels, _ = ndimage.label(a > 0, structure=np.ones((3, 3)))
-        peak = labels[np.unravel_index(np.argmax(a), a.shape)]
-        out[i] = np.where(labels == peak, a, 0)
+        part = a[box]  # every positive pixel lies in the box: labelling it alone is exact
+        labels, _ = ndimage.label(part > 0, structure=np.ones((3, 3)))
+        peak = labels[np.unravel_index(np.argmax(part), part.shape)]
+        out[i][box] = np.where(labels == peak, part, 0)
     return out
 
 

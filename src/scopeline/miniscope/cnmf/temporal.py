@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from ..float16 import as_dtype
 from .deconvolution import ar_from_roots, calcium_from_spikes, deconvolve, estimate_ar
 from .noise import trace_noise
 
@@ -28,43 +29,118 @@ def movie_as_matrix(Y, frame_chunk: int):
     return Y.reshape(n, h * w)
 
 
+def finite_block(y: np.ndarray, fix_nan: bool) -> np.ndarray:
+    """``y`` with NaN/Inf replaced by 0 when ``fix_nan`` (a cheap sum test first: the crop
+    step already guarantees a finite movie, so the replacement almost never runs)."""
+    if fix_nan and not np.isfinite(y.sum()):
+        return np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
+    return y
+
+
+def column_slabs(y2: np.ndarray, dtype=np.float32, fix_nan: bool = True, max_elements: int = 1 << 20):
+    """Yield ``(columns, block)``: ``y2`` (frames, pixels) in slabs of pixel columns, each
+    converted to ``dtype`` (and made finite). Small slabs keep the converted copies in
+    cache and out of fresh memory pages (a float16 store is converted piece by piece)."""
+    step = max(1, max_elements // max(1, y2.shape[0]))
+    for start in range(0, y2.shape[1], step):
+        columns = slice(start, min(start + step, y2.shape[1]))
+        yield columns, finite_block(as_dtype(y2[:, columns], dtype), fix_nan)
+
+
+@dataclass
+class PassPlan:
+    """What one pass over the movie computes per frame chunk (see :func:`movie_pass`)."""
+
+    weights: sparse.csr_matrix  # (rows, used columns): sparse rows, restricted to ``columns``
+    columns: np.ndarray  # pixels where some sparse row is non-zero
+    dense: np.ndarray | None  # (k, pixels) dense rows over the whole frame, or None
+    pixels: np.ndarray  # pixels whose time courses are returned
+    check_weights: np.ndarray  # (n check rows, check columns) float64, dense
+    check_columns: np.ndarray
+    check_frames: np.ndarray  # sorted frame indices of the reference product
+    fix_nan: bool
+    dtype: type
+
+
+def _pass_chunk(y: np.ndarray, start: int, plan: PassPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One frame chunk: (projection (rows, n), pixel samples (n, pixels), reference (checks, n_in_chunk))."""
+    n = y.shape[0]
+    y2 = np.asarray(y).reshape(n, -1)
+    used = finite_block(as_dtype(y2[:, plan.columns], plan.dtype).T, plan.fix_nan)  # (columns, n)
+    proj = np.asarray(plan.weights @ np.ascontiguousarray(used), plan.dtype)
+    if plan.dense is not None:
+        dense = np.zeros((n, len(plan.dense)), np.float64)
+        for columns, part in column_slabs(y2, plan.dtype, plan.fix_nan):
+            dense += part @ plan.dense[:, columns].T  # (this order stays on the BLAS path)
+        proj = np.vstack([proj, dense.T.astype(plan.dtype)])
+    sample = finite_block(as_dtype(y2[:, plan.pixels], plan.dtype), plan.fix_nan)
+    local = plan.check_frames[(plan.check_frames >= start) & (plan.check_frames < start + n)] - start
+    frames = finite_block(np.asarray(y2[np.ix_(local, plan.check_columns)], np.float64), plan.fix_nan)
+    return proj, sample, plan.check_weights @ frames.T
+
+
+@dataclass
+class MoviePass:
+    """Results of :func:`movie_pass`."""
+
+    projection: np.ndarray  # (rows, frames): sparse rows, then dense rows
+    samples: np.ndarray  # (frames, len(pixels))
+    reference: np.ndarray  # (len(check_rows), len(check_frames)) float64, straight from the movie
+
+
+def movie_pass(Y, weights: sparse.spmatrix, frame_chunk: int = 100, fix_nan: bool = True, dtype=np.float32,
+               dense: np.ndarray | None = None, pixels: np.ndarray | None = None,
+               check_rows: np.ndarray | None = None, check_frames: np.ndarray | None = None) -> MoviePass:
+    """One chunked pass over a (frames, h, w) movie (numpy or dask) computing together:
+
+    * ``weights @ Y^T`` for sparse ``weights`` (rows, pixels), touching only the pixels
+      where some row is non-zero, and ``dense @ Y^T`` for dense rows over the whole frame;
+    * the time courses of ``pixels``;
+    * a float64 dense reference ``weights[check_rows] @ Y[check_frames]^T``, computed
+      independently of the sparse product (the YrA check of step 6b).
+
+    Memory: one frame chunk plus the results (rows x frames)."""
+    import dask
+
+    Y2 = movie_as_matrix(Y, frame_chunk)
+    weights = sparse.csr_matrix(weights)
+    columns = np.flatnonzero(np.asarray(abs(weights).sum(axis=0)).ravel() > 0)
+    check_rows = np.zeros(0, int) if check_rows is None else np.asarray(check_rows, int)
+    check = weights[check_rows]
+    check_columns = np.flatnonzero(np.asarray(abs(check).sum(axis=0)).ravel() > 0)
+    plan = PassPlan(
+        weights=sparse.csr_matrix(weights[:, columns], dtype=dtype), columns=columns,
+        dense=None if dense is None or len(dense) == 0 else np.ascontiguousarray(dense, dtype),
+        pixels=np.zeros(0, int) if pixels is None else np.asarray(pixels, int),
+        check_weights=check[:, check_columns].toarray().astype(np.float64), check_columns=check_columns,
+        check_frames=np.zeros(0, int) if check_frames is None else np.sort(np.asarray(check_frames, int)),
+        fix_nan=fix_nan, dtype=dtype)
+    starts = np.r_[0, np.cumsum(Y2.chunks[0])[:-1]]
+    plan_key = dask.delayed(plan, pure=True)
+    tasks = [dask.delayed(_pass_chunk, pure=True)(block, int(s), plan_key)
+             for block, s in zip(Y2.to_delayed().ravel(), starts)]
+    parts = dask.compute(*tasks)
+    rows = weights.shape[0] + (0 if plan.dense is None else len(plan.dense))
+    return MoviePass(
+        projection=np.hstack([p[0] for p in parts]) if parts else np.zeros((rows, 0), dtype),
+        samples=np.vstack([p[1] for p in parts]) if parts else np.zeros((0, len(plan.pixels)), dtype),
+        reference=np.hstack([p[2] for p in parts]) if parts else np.zeros((len(check_rows), 0)),
+    )
+
+
 def project_movie(Y, weights: sparse.csr_matrix, frame_chunk: int = 100, fix_nan: bool = True,
                   dtype=np.float32) -> np.ndarray:
     """``weights @ Y^T`` -> (rows, frames): each row of ``weights`` (rows, pixels) projected on
     every frame, computed frame chunk by frame chunk (memory: one chunk)."""
-    Y2 = movie_as_matrix(Y, frame_chunk)
-    weights = sparse.csr_matrix(weights, dtype=dtype)
-
-    def block(y: np.ndarray) -> np.ndarray:
-        y = np.asarray(y, dtype=dtype)
-        if fix_nan:
-            y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
-        return np.asarray((weights @ y.T).T, dtype=dtype)
-
-    out = Y2.map_blocks(block, dtype=dtype, chunks=(Y2.chunks[0], (weights.shape[0],)))
-    return np.ascontiguousarray(out.compute().T)
+    return movie_pass(Y, weights, frame_chunk, fix_nan, dtype).projection
 
 
 def project_and_sample(Y, weights: sparse.csr_matrix, pixels: np.ndarray, frame_chunk: int = 100,
                        fix_nan: bool = True, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     """One chunked pass giving ``weights @ Y^T`` (rows, frames) and the time courses of the
     sampled ``pixels`` (frames, len(pixels))."""
-    import dask
-
-    Y2 = movie_as_matrix(Y, frame_chunk)
-    weights = sparse.csr_matrix(weights, dtype=dtype)
-
-    def clean(y):
-        y = np.asarray(y, dtype=dtype)
-        return np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0) if fix_nan else y
-
-    def project(y):
-        return np.asarray((weights @ clean(y).T).T, dtype=dtype)
-
-    proj = Y2.map_blocks(project, dtype=dtype, chunks=(Y2.chunks[0], (weights.shape[0],)))
-    sample = Y2[:, pixels].map_blocks(clean, dtype=dtype)
-    P, X = dask.compute(proj, sample)
-    return np.ascontiguousarray(P.T), X
+    result = movie_pass(Y, weights, frame_chunk, fix_nan, dtype, pixels=pixels)
+    return result.projection, result.samples
 
 
 def background_components(X: np.ndarray, n: int) -> np.ndarray:

@@ -207,6 +207,11 @@ class StepContext:
         raise InputError(self.out_dir, f"no stored {kind} {name!r} from steps before {self.step!r}",
                          "run the earlier steps first (scopeline miniscope run without --from)")
 
+    def array_path(self, name: str) -> str:
+        """Component path (``<step>/<array>``) in the store of an array written by this or an
+        upstream step, for readers that open it themselves (e.g. keeping float16)."""
+        return f"{self._owner(name, 'array')}/{name.split('/')[-1]}"
+
     def read(self, name: str):
         """Lazy dask array of an array written by this or an upstream step (float16
         storage, used for the corrected video, is read as float32)."""

@@ -8,11 +8,33 @@ from scipy import ndimage, sparse
 
 from ...errors import InputError
 from ..cnmf import temporal
+from ..float16 import as_dtype
 from .base import StepContext
 
 
 def load_array(ctx: StepContext, name: str) -> np.ndarray:
-    return np.asarray(ctx.read(name).compute())
+    """A stored array in memory, read by zarr into one buffer in this process (through dask
+    the chunks would be concatenated: a second copy of every footprint stack)."""
+    import zarr
+
+    array = zarr.open_array(str(ctx.store_path), path=ctx.array_path(name), mode="r")[...]
+    return as_dtype(array, np.float32) if array.dtype == np.float16 else array
+
+
+def read_movie(ctx: StepContext, frames_per_chunk: int | None = None):
+    """The corrected movie ``Y`` as a dask array in its stored dtype (float16 kept): the CNMF
+    kernels convert only the pixels they use, chunk by chunk, instead of whole frames
+    (``ctx.read`` converts every frame to float32). ``frames_per_chunk``: read that many
+    whole frames per task straight from the store (no rechunking, which would move the
+    pieces between worker processes)."""
+    import dask.array as da
+
+    component = ctx.array_path("Y")
+    Y = da.from_zarr(str(ctx.store_path), component=component)
+    if frames_per_chunk:
+        Y = da.from_zarr(str(ctx.store_path), component=component,
+                         chunks=(min(frames_per_chunk, Y.shape[0]),) + Y.shape[1:])
+    return Y
 
 
 def require_units(ctx: StepContext, A: np.ndarray, name: str) -> None:
@@ -34,7 +56,7 @@ def write_units(ctx: StepContext, stage: str, ids: np.ndarray, reasons: list[str
                          f"relax the {ctx.step} filter thresholds")
     ctx.write("unit_ids", np.asarray(ids)[keep].astype(np.int64))
     for name, array in arrays.items():
-        ctx.write(name, np.ascontiguousarray(array[keep]))
+        ctx.write(name, np.ascontiguousarray(array if keep.all() else array[keep]))  # no copy when all kept
     return keep
 
 
@@ -50,43 +72,51 @@ def component_stats(A: np.ndarray, C: np.ndarray, ids: np.ndarray) -> list[dict]
     return stats
 
 
-def footprint_matrix(A: np.ndarray) -> sparse.csr_matrix:
-    return sparse.csr_matrix(A.reshape(len(A), -1).astype(np.float32))
+def footprint_matrix(A) -> sparse.csr_matrix:
+    """Footprints (units, h, w) as a float32 sparse matrix (units, pixels) (passed through
+    when already sparse)."""
+    if sparse.issparse(A):
+        return sparse.csr_matrix(A, dtype=np.float32)
+    return sparse.csr_matrix(A.reshape(len(A), -1), dtype=np.float32)
 
 
-def initial_yra(Y, A: np.ndarray, field: np.ndarray, n_background: int, max_pixels: int, frame_chunk: int,
-                fix_nan: bool, float32: bool) -> tuple[np.ndarray, np.ndarray]:
+def initial_yra(Y, A, field: np.ndarray, n_background: int, max_pixels: int, frame_chunk: int,
+                fix_nan: bool, float32: bool, check_rows: np.ndarray | None = None,
+                check_frames: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Step 6a in one pass over the movie: the projection on the footprints ``P = A Y^T``
     and the time courses of up to ``max_pixels`` pixels of ``field`` at least 3 px from every
     footprint. The background time courses ``f`` are their leading components; the
     background maps ``b = Y f^T (f f^T)^-1`` are only needed through ``A b^T = P f^T (f f^T)^-1``
     (step 7 fits them pixel by pixel). The units' traces are the least-squares unmixing of
     the footprints given the background (YrA = C then; the initial traces' scale is not
-    assumed). Returns (YrA, f (n, frames), P)."""
+    assumed). The same pass computes the step 6b reference ``A[check_rows] Y[check_frames]^T``
+    (float64, dense). ``A``: (units, h, w) array or sparse (units, pixels).
+    Returns (YrA, f (n, frames), P, reference)."""
     Af = footprint_matrix(A)
     dtype = np.float32 if float32 else np.float64
-    covered = ndimage.binary_dilation(A.max(axis=0) > 0, iterations=3) | ~field
+    footprints_any = np.asarray(Af.getnnz(axis=0) > 0).reshape(field.shape)
+    covered = ndimage.binary_dilation(footprints_any, iterations=3) | ~field
     pixels = temporal.background_pixels(covered, max_pixels) if n_background else np.zeros(0, int)
-    P, X = temporal.project_and_sample(Y, Af, pixels, frame_chunk, fix_nan, dtype)
-    P = P.astype(np.float64)
-    F = temporal.background_components(X, n_background) if n_background else np.zeros((0, P.shape[1]))
-    AAb = P @ F.T @ np.linalg.pinv(F @ F.T) if n_background else np.zeros((len(A), 0))  # A b^T
-    AA = (Af @ Af.T).toarray()
+    result = temporal.movie_pass(Y, Af, frame_chunk, fix_nan, dtype, pixels=pixels,
+                                 check_rows=check_rows, check_frames=check_frames)
+    P = result.projection.astype(np.float64)
+    F = temporal.background_components(result.samples, n_background) if n_background else np.zeros((0, P.shape[1]))
+    AAb = P @ F.T @ np.linalg.pinv(F @ F.T) if n_background else np.zeros((len(P), 0))  # A b^T
+    AA = (Af @ Af.T).toarray().astype(np.float64)
     C = np.linalg.lstsq(AA, P - AAb @ F, rcond=None)[0]
     YrA = ((P - AA @ C - AAb @ F) / np.diag(AA)[:, None] + C).astype(np.float32)
-    return YrA, F.astype(np.float32), P
+    return YrA, F.astype(np.float32), P, result.reference
 
 
-def final_yra(Y, A: np.ndarray, C: np.ndarray, b: np.ndarray, frame_chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Step 8a: one pass projecting the movie on the footprints and background maps; the
-    background time courses are re-fitted given C, then YrA by the CNMF formula.
-    Returns (YrA, f)."""
+def final_yra(Y, A, C: np.ndarray, b: np.ndarray, frame_chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Step 8a: one pass projecting the movie on the footprints (sparse) and the background
+    maps (dense); the background time courses are re-fitted given C, then YrA by the CNMF
+    formula. Returns (YrA, f)."""
     Af = footprint_matrix(A)
     bflat = b.reshape(len(b), -1).astype(np.float64)
-    W = sparse.vstack([Af, sparse.csr_matrix(bflat)]).tocsr()
-    P = temporal.project_movie(Y, W, frame_chunk).astype(np.float64)
-    f = temporal.refit_background_trace(P[len(A):], bflat, Af, C)
-    return temporal.yra(P[: len(A)], Af, C, bflat, f), f
+    P = temporal.movie_pass(Y, Af, frame_chunk, dense=bflat).projection.astype(np.float64)
+    f = temporal.refit_background_trace(P[Af.shape[0]:], bflat, Af, C)
+    return temporal.yra(P[: Af.shape[0]], Af, C, bflat, f), f
 
 
 def run_temporal_update(YrA: np.ndarray, settings: temporal.TemporalSettings, chunk: int, overlap: int,
@@ -141,12 +171,17 @@ def traces_figure(ctx: StepContext, YrA: np.ndarray, C: np.ndarray, S: np.ndarra
 def outline_overlay(A: np.ndarray, level: float = 0.3, color=(1.0, 0.6, 0.0)) -> np.ndarray:
     """RGBA image (h, w, 4) with the outline of every footprint at ``level`` x its max
     (one pass over the units, no contour tracing: fast for hundreds of units)."""
+    from ..cnmf.spatial import unit_box
+
     overlay = np.zeros(A.shape[1:] + (4,), np.float32)
     for a in A:
         peak = a.max()
         if peak <= 0:
             continue
         mask = a > level * peak
-        edge = mask & ~ndimage.binary_erosion(mask)
-        overlay[edge] = (*color, 1.0)
+        box = unit_box(mask, 1)  # eroding the box (1 px margin) alone is exact
+        if box is None:
+            continue
+        edge = mask[box] & ~ndimage.binary_erosion(mask[box])
+        overlay[box][edge] = (*color, 1.0)
     return overlay

@@ -10,8 +10,9 @@ from ..params_cnmf import TemporalParams
 from .base import Step, StepContext
 from .cnmf_common import (
     footprint_matrix,
-    load_array,
     initial_yra,
+    load_array,
+    read_movie,
     require_units,
     run_temporal_update,
     traces_figure,
@@ -23,23 +24,28 @@ class TemporalStep(Step):
     name = "cnmf_temporal"
     title = "CNMF temporal update"
     params_model = TemporalParams
-    version = "1"
+    version = "2"  # float16 movie read in place, fused passes
 
     def run(self, ctx: StepContext, params: TemporalParams) -> dict:
-        Y = ctx.read("Y")
+        Y = read_movie(ctx)
         A = load_array(ctx, "noise/A")
         ids = load_array(ctx, "noise/unit_ids")
         require_units(ctx, A, "A")
+        Af = footprint_matrix(A)
         field = load_array(ctx, "crop_mask").astype(bool) if ctx.has("crop_mask") else np.ones(A.shape[1:], bool)
 
-        # 6a
+        # 6a (with the 6b reference for sampled units and frames computed in the same pass)
         n_background = params.background_components if params.subtract_background else 0
-        YrA, f, projection = initial_yra(Y, A, field, n_background, params.background_pixels, params.frame_chunk,
-                             params.fix_nan, params.use_float32)
+        units, frames = _validation_sample(len(A), Y.shape[0], params)
+        YrA, f, projection, reference = initial_yra(Y, Af, field, n_background, params.background_pixels,
+                                                    params.frame_chunk, params.fix_nan, params.use_float32,
+                                                    check_rows=units, check_frames=frames)
         if not np.isfinite(YrA).all():
             raise InputError(ctx.store_path, "YrA holds NaN/Inf values", "enable fix_nan or check the movie")
-        # 6b: recompute a sample directly from the movie
-        validation = _validate(Y, A, projection, params)
+        # 6b: compare with the sample recomputed straight from the movie
+        validation = ({"ok": True, "skipped": "validation_units = 0"} if len(units) == 0 else
+                      {**temporal.validate_yra(projection[np.ix_(units, frames)], reference),
+                       "units": units.tolist(), "n_frames": int(len(frames)), "selection": params.validation_frames})
         ctx.write_json("yra_validation", validation)
         if not validation["ok"] or not np.isfinite(YrA).all():
             raise InputError(ctx.store_path, f"YrA check failed: {validation}", "report this as a bug")
@@ -55,7 +61,7 @@ class TemporalStep(Step):
         result = run_temporal_update(YrA, settings, params.chunk_size, params.overlap, params.max_iterations,
                                      params.tolerance, ctx.fps, params.shared_kernel, params.max_decay_time)
         # 6e
-        reasons = temporal.temporal_filter_reasons(result["C"], result["S"], footprint_matrix(A),
+        reasons = temporal.temporal_filter_reasons(result["C"], result["S"], Af,
                                                    result["converged"], params.min_spike_sum,
                                                    params.min_calcium_variance, params.min_spatial_sum,
                                                    result["decay_time"], params.max_decay_time)
@@ -69,22 +75,13 @@ class TemporalStep(Step):
                 "not_converged": int((~result["converged"]).sum())}
 
 
-def _validate(Y, A: np.ndarray, projection: np.ndarray, params: TemporalParams) -> dict:
-    """Step 6b: recompute, straight from the movie, the projection YrA is built from for
-    sampled units and frames."""
-    n_units = min(params.validation_units, len(A))
-    if n_units == 0:
-        return {"ok": True, "skipped": "validation_units = 0"}
-    units = np.sort(np.random.default_rng(0).choice(len(A), n_units, replace=False))
-    frames = temporal.sample_frames(Y.shape[0], params.validation_n_frames, params.validation_frames)
-    ys, xs = np.nonzero(A[units].any(axis=0))
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    movie = np.asarray(Y[frames, y0:y1, x0:x1].compute(), np.float64)
-    movie = np.nan_to_num(movie) if params.fix_nan else movie
-    local = A[units][:, y0:y1, x0:x1].reshape(n_units, -1).astype(np.float64)
-    reference = local @ movie.reshape(len(frames), -1).T
-    return {**temporal.validate_yra(projection[np.ix_(units, frames)], reference),
-            "units": units.tolist(), "n_frames": int(len(frames)), "selection": params.validation_frames}
+def _validation_sample(n_units: int, n_frames: int, params: TemporalParams) -> tuple[np.ndarray, np.ndarray]:
+    """Step 6b sample: units (seeded random) and frames whose projection is recomputed."""
+    n = min(params.validation_units, n_units)
+    if n == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    units = np.sort(np.random.default_rng(0).choice(n_units, n, replace=False))
+    return units, temporal.sample_frames(n_frames, params.validation_n_frames, params.validation_frames)
 
 
 STEP = TemporalStep()

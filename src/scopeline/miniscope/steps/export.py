@@ -23,18 +23,19 @@ from ...errors import InputError
 from ...io.atomic import atomic_path, atomic_write, write_json
 from ..cnmf import temporal
 from ..params_cnmf import ExportParams
-from .base import Step, StepContext
-from .cnmf_common import final_yra, load_array, outline_overlay, require_units, run_temporal_update, traces_figure, write_units
+from .base import Step, StepContext, codec
+from .cnmf_common import (final_yra, load_array, outline_overlay, read_movie, require_units, run_temporal_update,
+                          traces_figure, write_units)
 
 
 class ExportStep(Step):
     name = "export"
     title = "Final temporal update and export"
     params_model = ExportParams
-    version = "1"
+    version = "2"  # float16 movie read in place, fused passes
 
     def run(self, ctx: StepContext, params: ExportParams) -> dict:
-        Y = ctx.read("Y")
+        Y = read_movie(ctx)
         A = load_array(ctx, "cnmf_spatial/A")
         C = load_array(ctx, "cnmf_spatial/C").astype(np.float64)
         ids = load_array(ctx, "cnmf_spatial/unit_ids")
@@ -129,7 +130,7 @@ def _all_dropped(ctx: StepContext) -> list[dict]:
 def write_exports(export_dir: Path, units: dict, background: dict, metadata: dict, params: ExportParams) -> None:
     """Write every requested format into ``export_dir`` (each file atomically)."""
     export_dir.mkdir(parents=True, exist_ok=True)
-    main = {"A": units["A"].astype(np.float32), "C": units["C"].astype(np.float32),
+    main = {"A": units["A"].astype(np.float32, copy=False), "C": units["C"].astype(np.float32),
             "S": units["S"].astype(np.float32), **background}
     for name, array in main.items():
         with atomic_path(export_dir / f"{name}.npy") as tmp:
@@ -165,7 +166,7 @@ def write_zarr(path: Path, arrays: dict, attrs: dict) -> None:
         for name, array in arrays.items():
             array = np.asarray(array)
             chunks = (min(256, array.shape[0]),) + array.shape[1:] if array.ndim else None
-            group.create_array(name, shape=array.shape, dtype=array.dtype,
+            group.create_array(name, shape=array.shape, dtype=array.dtype, compressors=codec(),
                                **({"chunks": chunks} if chunks and array.size else {}))
             if array.size:
                 group[name][...] = array
@@ -214,7 +215,7 @@ def write_nwb(path: Path, arrays: dict, unit_ids: np.ndarray, metadata: dict, de
                                                     imaging_plane=plane)
     planes.add_column(name="unit_id", description="scopeline unit id")
     for mask, uid in zip(arrays["A"], unit_ids):
-        planes.add_roi(image_mask=mask.astype(np.float32), unit_id=int(uid))
+        planes.add_roi(image_mask=mask.astype(np.float32, copy=False), unit_id=int(uid))
     rois = planes.create_roi_table_region(region=list(range(len(unit_ids))), description="all units")
     timestamps = np.asarray(metadata["timestamps_s"], np.float64)
     for container, series, data, unit in (("Fluorescence", "C", arrays["C"], "a.u."),

@@ -8,17 +8,17 @@ from ...errors import InputError
 from ..cnmf.noise import adjust_noise_map, bright_threshold, movie_noise
 from ..params_cnmf import NoiseParams
 from .base import Step, StepContext
-from .cnmf_common import component_stats, load_array, require_units, write_units
+from .cnmf_common import component_stats, load_array, read_movie, require_units, write_units
 
 
 class NoiseStep(Step):
     name = "noise"
     title = "CNMF preparation: noise estimation and validation"
     params_model = NoiseParams
-    version = "1"
+    version = "2"  # float16 movie read in place, fused passes
 
     def run(self, ctx: StepContext, params: NoiseParams) -> dict:
-        Y = ctx.read("Y")
+        Y = read_movie(ctx, params.chunk_frames)
         if Y.shape[0] < 16:
             raise InputError(ctx.store_path, f"movie Y has {Y.shape[0]} frames; noise estimation needs at least 16",
                              "check the earlier steps (frames dropped by QC?)")
