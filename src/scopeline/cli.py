@@ -207,8 +207,9 @@ def miniscope_run(
     to_step: Optional[str] = typer.Option(None, "--to", help="Stop after this step."),
     fraction: Optional[float] = typer.Option(None, "--fraction", help="Process only this first fraction of the recording (e.g. 0.1)."),
     on_bad_video: str = typer.Option("stop", "--on-bad-video", help="stop | skip: what to do with an unreadable video file."),
-    scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers."),
-    memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Memory limit per local Dask worker (e.g. 4GB)."),
+    scheduler: Optional[str] = SchedulerOpt,
+    workers: Optional[int] = typer.Option(None, "--workers", help="Threads of the local Dask worker (default: one per core)."),
+    memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Memory limit of the local Dask worker (e.g. 4GB)."),
 ):
     """Run the pipeline (every step, or --from/--to a range); stored steps are reused."""
     from .miniscope.api import run_pipeline
