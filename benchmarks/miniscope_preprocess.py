@@ -80,7 +80,8 @@ def make_input(folder: Path, source: Path, frames: int) -> tuple[Path, float | N
     return target, (None if fraction == 1 else fraction)
 
 
-def run(folder: Path, frames: int, size: int, workers: int, memory_limit: str | None) -> dict:
+def run(folder: Path, frames: int, size: int, workers: int, memory_limit: str | None,
+        compress: bool = True) -> dict:
     """Run the four steps one after the other (each call reuses the earlier ones), so
     each step's peak memory is measured on its own."""
     source = make_source(folder, size)
@@ -88,6 +89,7 @@ def run(folder: Path, frames: int, size: int, workers: int, memory_limit: str | 
     out = folder / f"out_{frames}"
     shutil.rmtree(out, ignore_errors=True)
     params = MiniscopeParams()
+    params.config.compress_store = compress
     seconds, peaks = {}, {}
     for step in STEPS:
         with PeakMemory() as memory:
@@ -109,6 +111,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=600)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default=None)
+    parser.add_argument("--no-compress", action="store_true", help="config.compress_store = False")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/scopeline-bench-miniscope"))
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
@@ -118,7 +121,7 @@ def main() -> None:
               "| peak GB: load preprocess motion crop")
     print(header)
     for frames in args.frames:
-        r = run(args.folder, frames, args.size, args.workers, args.memory_limit)
+        r = run(args.folder, frames, args.size, args.workers, args.memory_limit, not args.no_compress)
         times = " ".join(f"{r[f'{s}_s']:6.1f}" for s in STEPS)
         memory = " ".join(f"{r[f'{s}_gb']:5.2f}" for s in STEPS)
         print(f"{r['frames']:6d} {r['fps']:5.1f} {r['processing_s']:13.1f} {r['peak_gb']:8.2f} {r['disk_gb']:8.2f} | "
