@@ -55,7 +55,8 @@ def _scheduler(scheduler: str | None, workers: int | None, memory_limit: str | N
     decoding, OpenCV filters, numba, FFT, BLAS, LZ4) releases the GIL, and threads share
     the chunks without copying them between processes -- on 2 cores a 6,000-frame run took
     183 s this way against 247 s with two worker processes. BLAS is held to one thread
-    per task thread for the whole run (several BLAS threads per task only fight)."""
+    per task thread for the whole run, and so is the LZ4 (blosc) codec: several threads
+    per task only fight for the same cores."""
     import dask
     from threadpoolctl import threadpool_limits
 
@@ -70,9 +71,22 @@ def _scheduler(scheduler: str | None, workers: int | None, memory_limit: str | N
             yield client
         return
     threads = workers or max(1, os.cpu_count() or 1)
-    with threadpool_limits(1), dask_client(workers=1, threads_per_worker=threads, processes=False,
-                                           memory_limit=memory_limit) as client:
+    with threadpool_limits(1), _blosc_threads(1), dask_client(workers=1, threads_per_worker=threads,
+                                                               processes=False, memory_limit=memory_limit) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _blosc_threads(n: int) -> Iterator[None]:
+    """Run with the blosc codec's thread count set to ``n`` (restored afterwards)."""
+    from numcodecs import blosc
+
+    before = blosc.get_nthreads()
+    blosc.set_nthreads(n)
+    try:
+        yield
+    finally:
+        blosc.set_nthreads(before)
 
 
 def _logger(out_dir: Path) -> tuple[logging.Logger, logging.Handler]:

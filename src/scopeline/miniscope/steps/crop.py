@@ -97,8 +97,9 @@ class CropStep(Step):
         ctx.write("max_frame", peak.astype(np.float32))
         ctx.write("crop_mask", mask)
         ctx.write_json("crop", region.as_dict())
-        ctx.report_figure(report.frames_figure(np.asarray(pre[keep[:500]].mean(axis=0)), mean,
-                                               ("before correction (first 500 frames)", "after correction and crop")),
+        before = np.asarray(pre[: min(len(pre), 200)]).mean(axis=0)  # two stored chunks: one read
+        ctx.report_figure(report.frames_figure(before, mean,
+                                               ("before correction (first 200 frames)", "after correction and crop")),
                           "mean", "Mean frame before and after motion correction and cropping")
         return {**validation, "crop": region.as_dict(), "non_rigid_mesh": mesh}
 

@@ -46,7 +46,8 @@ def load_chunk(segments: list[tuple[str, int, int]], factor: int, method: str, e
     import zarr
 
     frames = np.concatenate([read_block(path, a, b, factor, method) for path, a, b in segments])
-    edge, total = left_edge_means(frames, edge_width), frames.sum(axis=0, dtype=np.float64)
+    exact = np.uint32 if frames.dtype in (np.uint8, np.uint16) and len(frames) < 65536 else np.float64
+    edge, total = left_edge_means(frames, edge_width), frames.sum(axis=0, dtype=exact).astype(np.float64)
     pre = preprocess_frames(frames, pre)
     zarr.open_array(store, path=component, mode="r+")[first : first + len(pre)] = pre
     return {"edge": edge, "sum": total, "motion": [estimate_chunk(pre, **motion)]}
