@@ -93,6 +93,15 @@ def codec():
     return BloscCodec(cname="lz4", clevel=1, shuffle="noshuffle")
 
 
+def open_for_writing(store: str, path: str):
+    """The zarr array ``path`` of ``store``, opened to write whole chunks without zarr's
+    check for chunks equal to the fill value (a full comparison of every chunk, slower
+    than compressing it; video chunks are never empty)."""
+    import zarr
+
+    return zarr.open_array(store, path=path, mode="r+").with_config({"write_empty_chunks": True})
+
+
 class Step:
     """Base class of a pipeline step; subclasses set the class attributes and ``run``."""
 
@@ -179,7 +188,7 @@ class StepContext:
             group.create_array(component, shape=array.shape, dtype=array.dtype, overwrite=True,
                                compressors=self.compressors(), **kwargs)
             if array.size:
-                group[component][...] = array
+                open_for_writing(str(self.store_path), component)[...] = array
         if name not in self.written:
             self.written.append(name)
 

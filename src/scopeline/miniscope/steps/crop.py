@@ -19,7 +19,7 @@ from ..float16 import to_float16
 from ..params import CropParams
 from ..registration import apply_shifts
 from ..tasks import share, tree_reduce
-from .base import Step, StepContext
+from .base import Step, StepContext, open_for_writing
 
 
 def correct_chunk(store: str, source: str, target: str, groups: np.ndarray, shifts: np.ndarray, region,
@@ -39,7 +39,7 @@ def correct_chunk(store: str, source: str, target: str, groups: np.ndarray, shif
     out = correct_and_crop(frames, shifts.reshape(n * k, 2), region, mask, fill, mesh, template)
     if k > 1:
         out = out.reshape((n, k) + mask.shape).mean(axis=1)
-    zarr.open_array(store, path=target, mode="r+")[first : first + n] = to_float16(out)
+    open_for_writing(store, target)[first : first + n] = to_float16(out)
     total = out.sum(axis=0, dtype=np.float64)
     bad = 0 if np.isfinite(total).all() else int((~np.isfinite(out)).sum())
     return {"bad": bad, "empty": int((out.reshape(len(out), -1).max(axis=1) <= 0).sum()),

@@ -29,7 +29,7 @@ from ..params import LoadParams, MiniscopeParams
 from ..registration import estimate_chunk
 from .. import report
 from ..tasks import tree_reduce
-from .base import Step, StepContext
+from .base import Step, StepContext, open_for_writing
 
 
 def read_block(path: str, start: int, stop: int, factor: int, method: str) -> np.ndarray:
@@ -43,13 +43,11 @@ def load_chunk(segments: list[tuple[str, int, int]], factor: int, method: str, e
     take the left-edge statistic and the sum frame, denoise and remove the background,
     write the result into the zarr array at ``first``, and register the chunk's frames to
     the chunk's own template (``estimate_chunk``). Only this chunk is in memory."""
-    import zarr
-
     frames = np.concatenate([read_block(path, a, b, factor, method) for path, a, b in segments])
     exact = np.uint32 if frames.dtype in (np.uint8, np.uint16) and len(frames) < 65536 else np.float64
     edge, total = left_edge_means(frames, edge_width), frames.sum(axis=0, dtype=exact).astype(np.float64)
     pre = preprocess_frames(frames, pre)
-    zarr.open_array(store, path=component, mode="r+")[first : first + len(pre)] = pre
+    open_for_writing(store, component)[first : first + len(pre)] = pre
     return {"edge": edge, "sum": total, "motion": [estimate_chunk(pre, **motion)]}
 
 
