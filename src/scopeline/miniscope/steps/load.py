@@ -107,7 +107,6 @@ class LoadStep(Step):
 
     def run(self, ctx: StepContext, p: LoadParams) -> dict:
         import dask
-        import dask.array as da
 
         files = find_videos(ctx.input_dir, p.pattern)
         videos, infos = [], []
