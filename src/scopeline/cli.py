@@ -11,6 +11,9 @@ from typing import Callable, List, Optional
 import typer
 from rich.console import Console
 
+from .cryoem.cleaner.cleaning import CleanParams
+from .cryoem.dose import DoseParams
+from .cryoem.maxshift import MaxShiftParams
 from .errors import ScopelineError
 
 app = typer.Typer(
@@ -46,22 +49,58 @@ def friendly_errors(func: Callable) -> Callable:
     return wrapper
 
 
-# Options shared by the streaming cryo-EM tools.
+# Options shared by the streaming cryo-EM tools; defaults written once, in StreamOptions.
+def _stream_default(name: str):
+    from .stream import StreamOptions
+
+    return StreamOptions.__dataclass_fields__[name].default
+
+
+def _default(model, name: str):
+    """A parameter's default, from its pydantic model (written once, there)."""
+    return model.model_fields[name].default
+
+
 WatchOpt = typer.Option(False, "--watch", help="Keep polling the input for new items until it is closed.")
-IdleOpt = typer.Option(60.0, "--idle-timeout", help="With --watch: stop after this many seconds without a new item.")
+IdleOpt = typer.Option(_stream_default("idle_timeout"), "--idle-timeout", help="With --watch: stop after this many seconds without a new item.")
 StopOpt = typer.Option(None, "--stop-file", help="With --watch: stop once this file exists.")
-PollOpt = typer.Option(5.0, "--poll-interval", help="With --watch: seconds between polls of the input.")
-BatchOpt = typer.Option(16, "--batch-size", help="Items per processing batch.")
+PollOpt = typer.Option(_stream_default("poll_interval"), "--poll-interval", help="With --watch: seconds between polls of the input.")
+BatchOpt = typer.Option(_stream_default("batch_size"), "--batch-size", help="Items per processing batch (>= 1).")
 SchedulerOpt = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler (default: a local cluster).")
-WorkersOpt = typer.Option(None, "--workers", help="Local Dask workers (default: one per core; 0 = no Dask, in-process).")
-MinAgeOpt = typer.Option(None, "--min-file-age", help="Skip files modified less than this many seconds ago (still being written); default 10 with --watch, else 0.")
+WorkersOpt = typer.Option(None, "--workers", help="Worker processes (0 = in this process, no Dask; default: see the tool's docs).")
 
 
-def _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size):
+def _min_age_opt():
+    from .stream import DEFAULT_MIN_FILE_AGE_S
+
+    return typer.Option(None, "--min-file-age", help=f"Skip files modified less than this many seconds ago (still being written); default {DEFAULT_MIN_FILE_AGE_S:g} with --watch, else 0.")
+
+
+MinAgeOpt = _min_age_opt()
+
+
+def _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size, min_file_age=None):
     from .stream import StreamOptions
 
     return StreamOptions(watch=watch, idle_timeout=idle_timeout, stop_file=stop_file,
-                         poll_interval=poll_interval, batch_size=batch_size)
+                         poll_interval=poll_interval, batch_size=batch_size, min_file_age=min_file_age)
+
+
+def _params(model, **values):
+    """``model(**values)``; a bad value ends in one line naming the option and what is allowed."""
+    from pydantic import ValidationError
+
+    from .errors import ConfigError
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error.get("loc") else "?"
+        option = "--" + field.replace("_", "-")
+        value = values.get(field, error.get("input"))
+        raise ConfigError(None, f"{option} {value} is not allowed: {error['msg'].lower()}",
+                          f"give {option} a value that satisfies this (see --help)") from None
 
 
 def _warn(message: str) -> None:
@@ -75,10 +114,10 @@ def dose(
     out_dir: Path = typer.Option(..., "--out", help="Output folder."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px (default: input set, then movie header)."),
     dose_per_frame: Optional[float] = typer.Option(None, "--dose-per-frame", help="Expected e/Å² per frame (metadata)."),
-    samples: int = typer.Option(20, "--samples", help="Movies measured before the reference dose is set."),
-    max_diff: float = typer.Option(5.0, "--max-diff", help="Accepted band around the reference dose, ± %."),
-    window: int = typer.Option(50, "--window", help="Movies per anomaly window."),
-    max_faulty: float = typer.Option(30.0, "--max-faulty", help="Warn when more than this % of a window is outside the band."),
+    samples: int = typer.Option(_default(DoseParams, "samples"), "--samples", help="Movies measured before the reference dose is set."),
+    max_diff: float = typer.Option(_default(DoseParams, "max_diff"), "--max-diff", help="Accepted band around the reference dose, ± %."),
+    window: int = typer.Option(_default(DoseParams, "window"), "--window", help="Movies per anomaly window."),
+    max_faulty: float = typer.Option(_default(DoseParams, "max_faulty"), "--max-faulty", help="Warn when more than this % of a window is outside the band."),
     gain: Optional[Path] = typer.Option(None, "--gain", help="Gain reference (MRC/TIFF) multiplied into frames."),
     eer_fractions: Optional[int] = typer.Option(None, "--eer-fractions", help="EER: sum raw frames into this many fractions (dose is per fraction; default 40, or the nearest divisor)."),
     watch: bool = WatchOpt, idle_timeout: float = IdleOpt, stop_file: Optional[Path] = StopOpt,
@@ -86,15 +125,17 @@ def dose(
     scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = WorkersOpt,
     min_file_age: Optional[float] = MinAgeOpt,
 ):
-    """Estimate each movie's dose, set a reference, accept or discard movies, warn on anomalies."""
-    from .cryoem.dose import DoseParams
-    from .cryoem.dose_analysis import run_dose
+    """Estimate each movie's dose, set a reference, accept or discard movies, warn on anomalies.
 
-    params = DoseParams(pixel_size=pixel_size, dose_per_frame=dose_per_frame, samples=samples,
-                        max_diff=max_diff, window=window, max_faulty=max_faulty, gain=gain, eer_fractions=eer_fractions)
-    summary = run_dose(inputs, out_dir, params,
-                       _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size),
-                       scheduler=scheduler, workers=workers, warn=_warn, min_file_age=min_file_age)
+    Runs on a local Dask cluster with one worker per core unless --workers or --scheduler say otherwise."""
+    from .cryoem.dose_analysis import run_dose
+    from .parallel import validate_workers
+
+    params = _params(DoseParams, pixel_size=pixel_size, dose_per_frame=dose_per_frame, samples=samples,
+                     max_diff=max_diff, window=window, max_faulty=max_faulty, gain=gain, eer_fractions=eer_fractions)
+    stream = _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size, min_file_age)
+    validate_workers(workers)
+    summary = run_dose(inputs, out_dir, params, stream=stream, scheduler=scheduler, workers=workers, warn=_warn)
     ref = summary["reference_dose"]
     out.print(f"reference dose {ref:.4g} e/Å²/frame ({summary['reference_source']})" if ref else "no reference dose (no movie measured)")
     out.print(f"accepted {summary['n_accepted']}, discarded {summary['n_discarded']}, "
@@ -107,10 +148,10 @@ def maxshift(
     inputs: List[str] = typer.Argument(..., help="RELION corrected_micrographs.star, motion STARs, MotionCor2 *-Full.log files, a CSV (movie,frame,x,y), a Scipion .sqlite, folders or globs."),
     out_dir: Path = typer.Option(..., "--out", help="Output folder."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the shifts (default: from the files)."),
-    rejection: str = typer.Option("or", "--rejection", help="Reject by: frame | movie | and | or."),
-    max_frame_shift: float = typer.Option(10.0, "--max-frame-shift", help="Largest allowed step between consecutive frames (Å)."),
-    max_movie_shift: float = typer.Option(45.0, "--max-movie-shift", help="Largest allowed total path (Å)."),
-    early_dose: float = typer.Option(4.0, "--early-dose", help="Cumulative dose (e/Å²) up to which motion counts as early."),
+    rejection: str = typer.Option(_default(MaxShiftParams, "rejection"), "--rejection", help="Reject by: frame | movie | and | or."),
+    max_frame_shift: float = typer.Option(_default(MaxShiftParams, "max_frame_shift"), "--max-frame-shift", help="Largest allowed step between consecutive frames (Å)."),
+    max_movie_shift: float = typer.Option(_default(MaxShiftParams, "max_movie_shift"), "--max-movie-shift", help="Largest allowed total path (Å)."),
+    early_dose: float = typer.Option(_default(MaxShiftParams, "early_dose"), "--early-dose", help="Cumulative dose (e/Å²) up to which motion counts as early."),
     max_early_shift: Optional[float] = typer.Option(None, "--max-early-shift", help="Also reject movies whose early motion exceeds this (Å)."),
     dose_per_frame: Optional[float] = typer.Option(None, "--dose-per-frame", help="e/Å² per frame when the files do not say (for early/late)."),
     micrographs: Optional[Path] = typer.Option(None, "--micrographs", help="STAR of micrographs to split with the movie decisions."),
@@ -119,16 +160,18 @@ def maxshift(
     scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = WorkersOpt,
     min_file_age: Optional[float] = MinAgeOpt,
 ):
-    """Reject aligned movies whose frame-to-frame jumps or total drift exceed limits."""
-    from .cryoem.maxshift import MaxShiftParams, run_maxshift
+    """Reject aligned movies whose frame-to-frame jumps or total drift exceed limits.
 
-    params = MaxShiftParams(rejection=rejection, max_frame_shift=max_frame_shift,
-                            max_movie_shift=max_movie_shift, early_dose=early_dose,
-                            max_early_shift=max_early_shift, pixel_size=pixel_size,
-                            dose_per_frame=dose_per_frame)
-    summary = run_maxshift(inputs, out_dir, params, micrographs=micrographs,
-                           stream_options=_stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size),
-                           scheduler=scheduler, workers=workers, min_file_age=min_file_age, warn=_warn)
+    Runs in this process unless --workers >= 1 or --scheduler is given."""
+    from .cryoem.maxshift_run import run_maxshift
+
+    params = _params(MaxShiftParams, rejection=rejection, max_frame_shift=max_frame_shift,
+                     max_movie_shift=max_movie_shift, early_dose=early_dose,
+                     max_early_shift=max_early_shift, pixel_size=pixel_size,
+                     dose_per_frame=dose_per_frame)
+    stream = _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size, min_file_age)
+    summary = run_maxshift(inputs, out_dir, params, micrographs=micrographs, stream=stream,
+                           scheduler=scheduler, workers=workers, warn=_warn)
     out.print(_counts(summary) + f"; outputs in {out_dir}")
 
 
@@ -141,29 +184,34 @@ def clean(
     out_dir: Path = typer.Option(..., "--out", help="Output folder."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Keep picks whose good-region score > T; -1 keeps all and only scores (default: the shipped model's)."),
     save_masks: bool = typer.Option(False, "--save-masks", help="Write DIR/masks/<micrograph>.mrc (1 = bad region)."),
-    thumbnails: int = typer.Option(0, "--thumbnails", help="Overlay images for the first N micrographs."),
+    thumbnails: int = typer.Option(_default(CleanParams, "thumbnails"), "--thumbnails", help="Overlay images for the first N micrographs."),
+    min_kept: int = typer.Option(_default(CleanParams, "min_kept"), "--min-kept", help="A micrograph keeping fewer picks than this goes to micrographs_discarded.star."),
     other_micrographs: Optional[List[str]] = typer.Option(None, "--other-micrographs", help="Run the model on these micrographs instead (matched by name), coordinates rescaled by the pixel-size ratio."),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="Å/px of the coordinates' micrographs (default: header)."),
     other_pixel_size: Optional[float] = typer.Option(None, "--other-pixel-size", help="Å/px of --other-micrographs (default: header)."),
-    output_scale: str = typer.Option("coordinates", "--output-scale", help="Write cleaned coordinates at the scale of the 'coordinates' or of the 'other' micrographs."),
+    output_scale: str = typer.Option(_default(CleanParams, "output_scale"), "--output-scale", help="Write cleaned coordinates at the scale of the 'coordinates' or of the 'other' micrographs."),
     invert_contrast: bool = typer.Option(False, "--invert-contrast", help="Micrographs have bright particles on a dark background."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model weights (.onnx or .pt; default: the shipped model)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | torch-cpu."),
-    threads: int = typer.Option(2, "--threads", help="Inference threads."),
+    device: str = typer.Option(_default(CleanParams, "device"), "--device", help="auto | cpu | cuda | torch-cpu."),
+    threads: int = typer.Option(_default(CleanParams, "threads"), "--threads", help="Inference threads (per worker)."),
     watch: bool = WatchOpt, idle_timeout: float = IdleOpt, stop_file: Optional[Path] = StopOpt,
     poll_interval: float = PollOpt, batch_size: int = BatchOpt,
+    scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = WorkersOpt,
+    min_file_age: Optional[float] = MinAgeOpt,
 ):
-    """Remove picked coordinates that fall on carbon, contamination and other bad regions."""
-    from .cryoem.cleaner.clean import CleanParams, run_clean
+    """Remove picked coordinates that fall on carbon, contamination and other bad regions.
+
+    Runs in this process unless --workers >= 1 or --scheduler is given."""
+    from .cryoem.cleaner.clean import run_clean
 
     extra = {} if threshold is None else {"threshold": threshold}
-    params = CleanParams(box_size=box_size, save_masks=save_masks, thumbnails=thumbnails,
-                         batch_size=batch_size, model=model, device=device, threads=threads,
-                         invert_contrast=invert_contrast, pixel_size=pixel_size,
-                         other_pixel_size=other_pixel_size, output_scale=output_scale, **extra)
+    params = _params(CleanParams, box_size=box_size, save_masks=save_masks, thumbnails=thumbnails,
+                     min_kept=min_kept, batch_size=batch_size, model=model, device=device, threads=threads,
+                     invert_contrast=invert_contrast, pixel_size=pixel_size,
+                     other_pixel_size=other_pixel_size, output_scale=output_scale, **extra)
+    stream = _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size, min_file_age)
     summary = run_clean(micrographs, coords, out_dir, params, other_micrographs=other_micrographs or None,
-                        stream=_stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size),
-                        warn=_warn)
+                        stream=stream, scheduler=scheduler, workers=workers, warn=_warn)
     out.print(_counts(summary) + f"; outputs in {out_dir}")
 
 

@@ -45,3 +45,7 @@ def describe(exc: BaseException, path: str | Path | None = None) -> str:
     if path is not None:
         text = f"{path}: {text}"
     return " ".join(text.split())
+
+
+class WorkersLostError(ScopelineError):
+    """Every Dask worker is gone while work is pending: the run stops instead of waiting."""

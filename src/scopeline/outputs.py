@@ -37,13 +37,16 @@ def write_status_sets(
     row_key: str = "row",
     statuses: Iterable[str] = STATUSES,
     name_label: str = "rlnMicrographMovieName",
+    optics_groups: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Write ``{prefix}_{status}.star`` for each status; return the counts.
 
     Each record's input row (``record[row_key]``, a dict of STAR labels) is written as-is,
     plus the measurements named in ``extra_labels`` (record field -> STAR label). When the
-    input had an optics table, it is written as ``data_optics`` so RELION 3.1+ reads the set.
-    Empty sets are valid STAR files with the column labels and no rows.
+    input had an optics table, it is written as ``data_optics`` so RELION 3.1+ reads the set;
+    ``optics_groups`` (record key -> group, from :func:`default_optics`) adds
+    ``rlnOpticsGroup`` to rows that lack it. Empty sets are valid STAR files with the column
+    labels and no rows.
     """
     extra_labels = extra_labels or {}
     counts = {}
@@ -54,6 +57,8 @@ def write_status_sets(
                 all_columns.append(label)
     if not all_columns:
         all_columns = [name_label]
+    if optics_groups and "rlnOpticsGroup" not in all_columns:
+        all_columns.append("rlnOpticsGroup")
     columns = all_columns + [l for l in extra_labels.values() if l not in all_columns]
     for status in statuses:
         rows = []
@@ -61,6 +66,8 @@ def write_status_sets(
             if r.get("status") != status:
                 continue
             row = dict(r.get(row_key) or {name_label: r["key"]})
+            if optics_groups and "rlnOpticsGroup" not in row:
+                row["rlnOpticsGroup"] = optics_groups.get(r.get("key"), 1)
             for field, label in extra_labels.items():
                 value = r.get(field)
                 row[label] = value if value is not None else float("nan")
@@ -73,3 +80,44 @@ def write_status_sets(
         write_star(Path(out_dir) / f"{prefix}_{status}.star", blocks)
         counts[status] = len(rows)
     return counts
+
+
+def default_optics(records: Sequence[dict], kind: str = "movies",
+                   pixel_field: str = "pixel_size") -> tuple[pd.DataFrame | None, dict[str, int] | None]:
+    """A RELION 3.1 optics table for a set whose input had none, when pixel sizes are known.
+
+    One optics group per distinct pixel size (``records[i][pixel_field]``, Å/px, in order of
+    first appearance). ``kind="movies"`` writes ``rlnMicrographOriginalPixelSize``;
+    ``"micrographs"`` also ``rlnMicrographPixelSize`` (the same value: nothing binned).
+
+    Returns
+    -------
+    (optics, groups)
+        The ``data_optics`` table and ``{record key: optics group}``, or ``(None, None)``
+        when no record knows its pixel size. Records without one go to group 1.
+    """
+    sizes: list[float] = []
+    groups: dict[str, int] = {}
+    for r in records:
+        px = r.get(pixel_field)
+        try:
+            px = float(px)
+        except (TypeError, ValueError):
+            continue
+        if not (px > 0):
+            continue
+        match = next((i for i, s in enumerate(sizes) if abs(s - px) <= 1e-4 * s), None)
+        if match is None:
+            sizes.append(px)
+            match = len(sizes) - 1
+        groups[r.get("key")] = match + 1
+    if not sizes:
+        return None, None
+    optics = pd.DataFrame({
+        "rlnOpticsGroupName": [f"opticsGroup{i + 1}" for i in range(len(sizes))],
+        "rlnOpticsGroup": list(range(1, len(sizes) + 1)),
+        "rlnMicrographOriginalPixelSize": sizes,
+    })
+    if kind == "micrographs":
+        optics["rlnMicrographPixelSize"] = sizes
+    return optics, groups

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import describe
+from .errors import ConfigError, WorkersLostError, describe
 from .progress import progress_bar
 
 JOURNAL_NAME = "journal.jsonl"
@@ -40,13 +40,53 @@ class Item:
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
+DEFAULT_MIN_FILE_AGE_S = 10.0  # --min-file-age with --watch: files younger than this are still being written
+
+
 @dataclass
 class StreamOptions:
+    """How a tool goes through its input.
+
+    Parameters
+    ----------
+    watch : bool
+        Keep polling the input for new items until it is closed.
+    idle_timeout : float
+        With ``watch``: the input is closed after this many seconds without a new item (s, >= 0).
+    stop_file : Path, optional
+        With ``watch``: the input is closed once this file exists.
+    poll_interval : float
+        With ``watch``: seconds between polls (>= 0).
+    batch_size : int
+        Items per processing batch (>= 1).
+    min_file_age : float, optional
+        Files modified less than this many seconds ago are taken as still being written and
+        left for a later poll (>= 0). Default: ``DEFAULT_MIN_FILE_AGE_S`` when watching, else 0.
+    """
+
     watch: bool = False
     idle_timeout: float = 60.0
     stop_file: Path | None = None
     poll_interval: float = 5.0
     batch_size: int = 16
+    min_file_age: float | None = None
+
+    def __post_init__(self) -> None:
+        checks = [("--batch-size", self.batch_size, 1, "a whole number >= 1"),
+                  ("--idle-timeout", self.idle_timeout, 0, "seconds >= 0"),
+                  ("--min-file-age", 0 if self.min_file_age is None else self.min_file_age, 0, "seconds >= 0")]
+        for option, value, low, allowed in checks:
+            if value is None or value < low or (option == "--batch-size" and int(value) != value):
+                raise ConfigError(None, f"{option} {value} is not allowed", f"give {allowed}")
+        if not self.poll_interval >= 0:
+            raise ConfigError(None, f"--poll-interval {self.poll_interval} is not allowed", "give seconds >= 0")
+
+    @property
+    def file_age(self) -> float:
+        """The minimum file age in effect (s)."""
+        if self.min_file_age is not None:
+            return float(self.min_file_age)
+        return DEFAULT_MIN_FILE_AGE_S if self.watch else 0.0
 
 
 class Journal:
@@ -126,15 +166,20 @@ def run_stream(
     description: str = "processing",
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    retry: Callable[[dict, Item], bool] | None = None,
 ) -> list[dict]:
-    """Process every item ``poll`` returns exactly once; return all records in order.
+    """Process every item ``poll`` returns once; return all records in order.
 
     ``process`` receives a batch and returns one record per item (``key``, ``status``...);
     it should turn per-item problems into ``failed`` records itself. If it raises anyway,
-    the whole batch is recorded as failed rather than lost.
+    the whole batch is recorded as failed rather than lost (except
+    :class:`~scopeline.errors.WorkersLostError`, which stops the run).
+    ``retry(record, item)`` says whether an item already recorded is processed again (a
+    failed item whose file changed); its new record replaces the old one in place.
     """
     records = journal.load()
     done = {r["key"] for r in records}
+    position = {r["key"]: i for i, r in enumerate(records)}
     on_update(records)
     last_new = clock()
     with progress_bar(None, description) as bar:
@@ -143,16 +188,24 @@ def run_stream(
             # appeared are still processed in this last pass.
             stop_seen = options.stop_file is not None and Path(options.stop_file).exists()
             items = poll()
-            todo = [it for it in items if it.key not in done]
+            todo = [it for it in items if it.key not in done
+                     or (retry is not None and retry(records[position[it.key]], it))]
             todo = list({it.key: it for it in todo}.values())  # a key listed twice runs once
             bar.update_total(len(done) + len(todo))
             for batch in _batches(todo, options.batch_size):
                 try:
                     new = process(batch)
+                except WorkersLostError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - recorded, never dropped
                     new = [failed_record(it, exc) for it in batch]
                 journal.append(new)
-                records.extend(new)
+                for r in new:
+                    if r["key"] in position:
+                        records[position[r["key"]]] = r
+                    else:
+                        position[r["key"]] = len(records)
+                        records.append(r)
                 done.update(r["key"] for r in new)
                 on_update(records)
                 bar.advance(len(batch))

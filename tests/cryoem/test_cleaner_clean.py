@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import mrcfile
 import numpy as np
@@ -120,7 +121,7 @@ def test_bad_inputs_are_failed_rows_and_the_run_goes_on(tmp_path):
     summary = run_clean([tmp_path / "*.mrc"], [tmp_path], tmp_path / "out", CleanParams(box_size=BOX))
 
     mics = pd.read_csv(tmp_path / "out" / "micrographs.csv").set_index("micrograph")
-    assert mics.loc["good.mrc", "status"] == "ok" and mics.loc["good.mrc", "n_outside"] == 1
+    assert mics.loc["good.mrc", "status"] == "accepted" and mics.loc["good.mrc", "n_outside"] == 1
     assert "outside the image" in mics.loc["good.mrc", "error"]
     assert "no coordinate file" in mics.loc["lonely.mrc", "error"]
     assert "broken.mrc" in mics.loc["broken.mrc", "error"] and mics.loc["broken.mrc", "status"] == "failed"
@@ -157,7 +158,7 @@ def test_watch_records_unmatched_files_when_the_stream_closes(tmp_path):
     write_mrc(tmp_path / "b.mrc", obvious_micrograph(3)[:512, :512])
     options = StreamOptions(watch=True, idle_timeout=0.0, poll_interval=0.0)
     summary = run_clean([tmp_path / "*.mrc"], [tmp_path / "*.star"], tmp_path / "out", CleanParams(box_size=BOX),
-                        stream=options, min_file_age=0)
+                        stream=replace(options, min_file_age=0))
     assert summary["n_ok"] == 1 and summary["n_failed"] == 1
     again = run_clean([tmp_path / "*.mrc"], [tmp_path / "*.star"], tmp_path / "out", CleanParams(box_size=BOX))
     assert again["n_micrographs"] == 2  # resumed from the journal, nothing duplicated

@@ -71,7 +71,7 @@ def test_sustained_shift_is_discarded_and_warned(tmp_path):
     text = (tmp_path / "out" / "warnings.txt").read_text()
     assert "movies 31-40" in text and "movies 41-50" in text and "movies 21-30" not in text
     assert len(warnings) == 2
-    accepted = starfile.read(tmp_path / "out" / "movies_accepted.star")
+    accepted = starfile.read(tmp_path / "out" / "movies_accepted.star", always_dict=True)["movies"]
     assert len(accepted) == 30
     for name in ("dose_vs_time.png", "dose_difference.png", "report.html", "summary.json"):
         assert (tmp_path / "out" / name).stat().st_size > 0
@@ -121,7 +121,7 @@ def test_corrupt_movies_land_in_failed(tmp_path):
     failed = table[table.status == "failed"]
     assert set(failed.movie.map(lambda m: Path(m).name)) == {"movie_0001.mrc", "movie_0003.mrc", "movie_9999.mrc"}
     assert failed.error.str.contains("movie_0001.mrc").all() or failed.error.notna().all()
-    assert len(starfile.read(tmp_path / "out" / "movies_failed.star")) == 3
+    assert len(starfile.read(tmp_path / "out" / "movies_failed.star", always_dict=True)["movies"]) == 3
 
 
 def test_dask_run_matches_serial(tmp_path):
@@ -150,9 +150,12 @@ def test_killed_watch_run_resumes_with_every_movie_once(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "scopeline.cli", *map(str, args)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     make_session(movies, [1.0] * 6)
-    journal = out / ".scopeline" / "journal.jsonl"
     deadline = time.time() + 60
-    while time.time() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 3):
+
+    def journaled():
+        return sum(len(j.read_text().splitlines()) for j in (out / ".scopeline").glob("dose_*.jsonl"))
+
+    while time.time() < deadline and (not (out / ".scopeline").exists() or journaled() < 3):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)  # killed mid-session
     proc.wait()
@@ -165,7 +168,7 @@ def test_killed_watch_run_resumes_with_every_movie_once(tmp_path):
     names = sorted(Path(m).name for m in table.movie)
     assert names == [f"movie_{i:04d}.mrc" for i in range(10)]
     assert table.status.eq("accepted").all()
-    accepted = starfile.read(out / "movies_accepted.star")
+    accepted = starfile.read(out / "movies_accepted.star", always_dict=True)["movies"]
     assert len(accepted) == 10
 
 

@@ -4,6 +4,7 @@ accumulated motion on real files, malformed inputs, micrograph propagation and r
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import shutil
 import threading
 import time
@@ -359,7 +360,7 @@ def test_watch_picks_up_new_files_until_the_stop_file(tmp_path):
     thread = threading.Thread(target=acquire)
     thread.start()
     options = StreamOptions(watch=True, stop_file=stop, poll_interval=0.05, idle_timeout=30)
-    summary = run_maxshift([str(folder / "*.star")], out, stream_options=options, min_file_age=0)
+    summary = run_maxshift([str(folder / "*.star")], out, stream=replace(options, min_file_age=0))
     thread.join()
     df = read_csv(out)
     assert list(df["movie"]) == ["m1", "m2", "m3"]

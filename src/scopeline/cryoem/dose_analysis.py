@@ -1,7 +1,9 @@
 """``scopeline dose``: orchestration of the dose analysis over a (streaming) movie set.
 
-Measurements run on Dask in batches and are journaled; outputs are regenerated from the
-journal after each batch (see :mod:`scopeline.stream`), so a killed run resumes cleanly.
+The tool in the shape of :mod:`scopeline.tools`: movies are measured on Dask in batches and
+journaled (the journal is keyed by ``pixel_size``, ``gain`` and ``eer_fractions``); every
+output is regenerated from the journal by :class:`DoseOutputs`, so a killed run resumes
+cleanly and a threshold change re-decides without reading a movie.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import pandas as pd
+
 from ..errors import ConfigError, describe
 from ..io.atomic import write_json, write_text
 from ..io.sets import ItemSet, movie_set
-from ..outputs import write_status_sets, write_table
-from ..parallel import map_items
+from ..outputs import default_optics, write_status_sets, write_table
 from ..report import write_html_report
-from ..stream import Item, Journal, StreamOptions, run_stream
+from ..stream import Item, StreamOptions
+from ..tools import ToolOutputs, ToolSpec, run_tool
 from .dose import DoseParams, decide_doses, faulty_windows, measure_movie_dose
+
+MEASURE_FIELDS = ("pixel_size", "gain", "eer_fractions")  # what changes a movie's measurement
 
 DOSE_COLUMNS = [
     "movie", "mean_dose", "std_dose", "min_dose", "max_dose", "diff_percent", "status", "error",
@@ -74,17 +80,27 @@ def check_pixel_size(items: Sequence[Item], params: DoseParams) -> None:
                       "give --pixel-size in Å/px")
 
 
-class DoseOutputs:
-    """Regenerates every output of a run from its ordered records."""
+class DoseOutputs(ToolOutputs):
+    """Decides and regenerates every output of a run from its ordered records.
 
-    def __init__(self, out_dir: Path, params: DoseParams, metadata_dose: float | None,
-                 optics, block: str, warn: Callable[[str], None]):
-        self.out_dir, self.params, self.metadata_dose = out_dir, params, metadata_dose
-        self.optics, self.block, self.warn = optics, block, warn
+    ``context``: ``metadata_dose`` (e/Å²/frame or None), ``optics`` (the input's optics
+    rows or None), ``block`` (the input's STAR block name).
+    """
+
+    tool = "dose"
+
+    def __init__(self, out_dir: Path, params: DoseParams, context: dict | None = None,
+                 warn: Callable[[str], None] = lambda message: None):
+        super().__init__(out_dir, params, context, warn)
+        ctx = self.context
+        self.metadata_dose, self.block = ctx.get("metadata_dose"), ctx.get("block") or "movies"
+        self.optics = pd.DataFrame(ctx["optics"]) if ctx.get("optics") else None
         self._warned: set[tuple[int, int]] | None = None
         self._last_plot = -float("inf")
+        self._result = None
 
-    def update(self, records: list[dict], closed: bool = False) -> dict:
+    def decide(self, records: list[dict], closed: bool) -> list[dict]:
+        """Rows: each record with its status, reference and difference (pure, no I/O)."""
         p = self.params
         measured = [r for r in records if r["status"] != "failed"]
         result = decide_doses([r["mean_dose"] for r in measured], self.metadata_dose,
@@ -97,7 +113,13 @@ class DoseOutputs:
                 d = next(decided)
                 row.update(status=d.status, reference_dose=d.reference, diff_percent=d.diff_percent)
             rows.append(row)
-        outside = [r["status"] == "discarded" for r in rows if r["status"] in ("accepted", "discarded")]
+        self._result = result
+        return rows
+
+    def write(self, rows: list[dict], records: list[dict], closed: bool = False) -> dict:
+        p, result = self.params, self._result
+        rule = [r.get("rule_status", r["status"]) for r in rows]
+        outside = [s == "discarded" for s in rule if s in ("accepted", "discarded")]
         windows = faulty_windows(outside, p.window, p.max_faulty, closed=closed)
         messages = [f"movies {w.first}-{w.last} (in order of acquisition, failed ones not counted): "
                     f"{w.n_outside} of {w.n_movies} ({w.percent:.0f} %) outside ±{p.max_diff:g} % "
@@ -108,7 +130,11 @@ class DoseOutputs:
 
         out = self.out_dir
         write_table(out / "dose.csv", rows, DOSE_COLUMNS)
-        counts = write_status_sets(out, rows, "movies", self.block, self.optics, STAR_LABELS)
+        optics, groups = self.optics, None
+        if optics is None:
+            optics, groups = default_optics(rows, "movies")
+        counts = write_status_sets(out, rows, "movies", self.block, optics, STAR_LABELS,
+                                   optics_groups=groups)
         lower = upper = None
         if result.reference is not None:
             lower = result.reference * (1 - p.max_diff / 100)
@@ -119,6 +145,7 @@ class DoseOutputs:
             "n_accepted": counts["accepted"], "n_discarded": counts["discarded"],
             "n_failed": counts["failed"],
             "n_pending": sum(r["status"] == "pending" for r in rows),
+            "n_overridden": sum(bool(r.get("override")) for r in rows),
             "metadata_dose": self.metadata_dose, "metadata_mismatch": result.mismatch,
             "n_warnings": len(windows), "closed": closed, "parameters": p.model_dump(mode="json"),
         }
@@ -150,29 +177,47 @@ class DoseOutputs:
         self._last_plot = time.monotonic()
 
 
-def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DoseParams = DoseParams(),
-             stream: StreamOptions = StreamOptions(), scheduler: str | None = None,
-             workers: int | None = None, warn: Callable[[str], None] = lambda m: None,
-             min_file_age: float | None = None) -> dict:
-    """Analyse the dose of every movie in ``inputs``; returns the summary.
+def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DoseParams = DoseParams(), *,
+             stream: StreamOptions | None = None, scheduler: str | None = None,
+             workers: int | None = None, warn: Callable[[str], None] = lambda m: None) -> dict:
+    """Analyse the dose of every movie in ``inputs``; return the summary.
 
-    ``workers=0`` runs in this process without Dask (for debugging and small tests).
-    ``min_file_age`` (default: 10 s when watching, else 0) skips files still being written.
+    Parameters
+    ----------
+    inputs : sequence of str or Path
+        Movie files, globs, folders, a RELION STAR or a Scipion ``.sqlite`` set.
+    out_dir : str or Path
+        Output folder (``dose.csv``, ``summary.json``, ``movies_*.star``, plots, report).
+    params : DoseParams
+        Measurement and decision parameters.
+    stream : StreamOptions, optional
+        Batches, ``--watch``, ``min_file_age`` (default 10 s when watching, else 0).
+    scheduler : str, optional
+        Address of a Dask scheduler (default: a local cluster).
+    workers : int, optional
+        Local worker processes (default: one per core; 0 = in this process, no Dask).
+    warn : callable
+        Receives one-line warnings (anomalous windows) as they are found.
+
+    Returns
+    -------
+    dict
+        The summary (``reference_dose``, ``n_accepted``, ...), also in ``summary.json``.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    age = (10.0 if stream.watch else 0.0) if min_file_age is None else min_file_age
+    stream = stream or StreamOptions()
+    age = stream.file_age
     first: ItemSet = movie_set(inputs, min_age=age)
     check_pixel_size(first.items, params)
     metadata_dose = params.dose_per_frame or next(
         (it.meta["dose_per_frame"] for it in first.items if it.meta.get("dose_per_frame")), None)
-    outputs = DoseOutputs(out_dir, params, metadata_dose, first.optics, first.block, warn)
+    optics = None if first.optics is None else first.optics.to_dict("records")
+    context = {"metadata_dose": metadata_dose, "optics": optics, "block": first.block}
     gain = str(params.gain) if params.gain else None
 
     def poll() -> list[Item]:
         return movie_set(inputs, min_age=age).items
 
-    def measure_batch(batch: list[Item], mapper) -> list[dict]:
+    def measure(batch: list[Item], mapper) -> list[dict]:
         args = [(it.key, it.row.get("rlnMicrographMovieName", it.key),
                  params.pixel_size or it.meta.get("pixel_size"), gain, params.eer_fractions)
                 for it in batch]
@@ -181,8 +226,8 @@ def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DosePara
             rec["row"] = it.row
         return records
 
-    journal = Journal.in_dir(out_dir)
-    with map_items(scheduler=scheduler, workers=workers) as mapper:
-        records = run_stream(poll, lambda b: measure_batch(b, mapper), journal, stream,
-                             outputs.update, description="dose")
-    return outputs.update(records, closed=True)
+    return run_tool(TOOL, out_dir, params, poll=poll, measure=measure, item_files=lambda it: [it.key],
+                    context=context, stream=stream, scheduler=scheduler, workers=workers, warn=warn)
+
+
+TOOL = ToolSpec(name="dose", params_model=DoseParams, measure_fields=MEASURE_FIELDS, outputs=DoseOutputs)

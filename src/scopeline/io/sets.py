@@ -15,7 +15,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -178,23 +178,78 @@ def movie_set(inputs: Sequence[str | Path], extensions: Sequence[str] = MOVIE_EX
             block = sub.block
         elif path.suffix == ".sqlite" and path.is_file():
             items += items_from_scipion(path).items
-        elif path.is_dir():
-            found = [p for p in path.iterdir() if p.suffix.lower() in extensions
-                     and not p.name.startswith(".")]
-            items += items_from_paths(sorted(found, key=lambda p: natural_key(p.name)), min_age)
-        elif path.exists():
-            if path.suffix.lower() not in extensions:
-                raise InputError(path, f"unknown movie format '{path.suffix}'",
-                                 "give " + ", ".join(extensions) + " files, a folder, a STAR or a .sqlite")
-            items += items_from_paths([path], 0.0)
-        elif glob.has_magic(text):
-            found = [Path(p) for p in glob.glob(text, recursive=True)]
-            items += items_from_paths(sorted(found, key=lambda p: natural_key(str(p))), min_age)
+        elif path.exists() and not path.is_dir() and path.suffix.lower() not in extensions:
+            raise InputError(path, f"unknown movie format '{path.suffix}'",
+                             "give " + ", ".join(extensions) + " files, a folder, a STAR or a .sqlite")
         else:
-            raise InputError(text, "input not found", "give existing movie files, a folder, a glob, a STAR or a Scipion .sqlite")
+            for found in expand_inputs([text], extensions, min_age=min_age,
+                                       hint="give existing movie files, a folder, a glob, a STAR or a Scipion .sqlite"):
+                items += items_from_paths([found], 0.0)
     unique = list({it.key: it for it in items}.values())
     return ItemSet(items=unique, optics=optics, block=block, sources=[str(i) for i in inputs])
 
 
-__all__ = ["ItemSet", "resolve_relion_path", "movie_set", "items_from_star", "items_from_scipion", "read_scipion_set",
+def _age(path: Path, now: float) -> float:
+    try:
+        return now - path.stat().st_mtime
+    except OSError:
+        return -1.0
+
+
+def expand_inputs(inputs: Sequence[str | Path], extensions: Sequence[str] | None = None, *,
+                  folder: Callable[[Path], list[Path]] | None = None, min_age: float = 0.0,
+                  strict: bool = True, hint: str = "give existing files, a folder or a glob") -> list[Path]:
+    """The files named by ``inputs`` (paths, folders, globs), in order, each once.
+
+    The one input expander of the cryo-EM tools.
+
+    Parameters
+    ----------
+    inputs : sequence of str or Path
+        Paths (taken as given), folders and globs (``**`` recurses).
+    extensions : sequence of str, optional
+        Suffixes (lower case, with the dot) of the files taken from a folder.
+    folder : callable, optional
+        ``folder(path) -> paths`` lists a folder instead (default: its non-hidden entries
+        with one of ``extensions``).
+    min_age : float
+        Files from folders and globs modified less than this many seconds ago are left out
+        (still being written); paths given explicitly are always taken.
+    strict : bool
+        Raise for an input that does not exist and is no glob (else it is skipped).
+    hint : str
+        The fix given with that error.
+
+    Returns
+    -------
+    list of Path
+        Folders' entries and glob matches in natural order (``2`` before ``10``).
+    """
+    now = time.time()
+    files: list[Path] = []
+    for raw in inputs:
+        text = str(raw)
+        path = Path(text)
+        if path.is_dir() and (folder is not None or extensions is None or path.suffix.lower() not in extensions):
+            if folder is not None:
+                found = folder(path)
+            else:
+                found = sorted((p for p in path.iterdir() if not p.name.startswith(".")
+                                and (extensions is None or p.suffix.lower() in extensions)),
+                               key=lambda p: natural_key(p.name))
+            files += [p for p in found if min_age <= 0 or _age(p, now) >= min_age]
+        elif path.exists():
+            files.append(path)
+        elif glob.has_magic(text):
+            found = sorted((Path(p) for p in glob.glob(text, recursive=True)), key=lambda p: natural_key(str(p)))
+            files += [p for p in found if min_age <= 0 or _age(p, now) >= min_age]
+        elif strict:
+            raise InputError(text, "input not found", hint)
+    unique: dict[Path, Path] = {}
+    for p in files:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
+
+
+__all__ = ["expand_inputs", "ItemSet", "resolve_relion_path", "movie_set", "items_from_star", "items_from_scipion", "read_scipion_set",
            "natural_key", "MOVIE_EXTENSIONS", "MOVIE_LABEL", "MICROGRAPH_LABEL"]

@@ -1,176 +1,84 @@
-"""``scopeline clean``: score picked coordinates by how clean their region is, and remove
-those on carbon, contamination, crystalline ice or ethane.
+"""``scopeline clean``: orchestration -- score picked coordinates by how clean their region
+is, and remove those on carbon, contamination, crystalline ice or ethane.
 
-One micrograph is one item: read its coordinates and image -> downsample so a box is
-16 px, robust-normalise -> U-Net bad-region probability (tiled) -> per-pick
-``good_region_score = 1 - mean probability in the box`` -> keep when ``score > threshold``.
-Records go to the stream journal; every output is regenerated from the journal and the
-threshold, which is how ``rethreshold`` changes the decision without re-running the model.
+The tool in the shape of :mod:`scopeline.tools`. One micrograph is one item: read its
+coordinates and image -> downsample so a box is 16 px, robust-normalise -> U-Net bad-region
+probability (tiled) -> per-pick ``good_region_score = 1 - mean probability in the box``
+(the measurement, journaled and keyed by the parameters that change scores) -> keep when
+``score > threshold`` (the decision, re-taken on every update, so ``rethreshold`` or
+:meth:`scopeline.tools.Run.redecide` change it without running the model).
 
-Outputs in ``DIR``: ``scores.csv`` (micrograph, x, y, good_region_score, kept, status),
-``micrographs.csv`` (status / error / counts per micrograph), ``coords/`` (cleaned
-coordinates, input format and file name), ``masks/<stem>.mrc`` (float32, micrograph
-shape, 1 = bad), ``thumbnails/<stem>.png``, ``score_histogram.png``, ``report.html``,
-``summary.json``, ``params.json``.
+Outputs in ``DIR``: ``scores.csv`` (micrograph, x, y, good_region_score, kept, status, pick),
+``micrographs.csv`` (status accepted / discarded / failed, error, counts, flagged fraction,
+warning), ``micrographs_{accepted,discarded,failed}.star``, ``coords/`` (cleaned
+coordinates, input format and file name), ``masks/<stem>.mrc`` (float32, micrograph shape,
+1 = bad), ``thumbnails/<stem>.png``, ``score_histogram.png``, ``report.html``,
+``summary.json``, ``params.json``. Pure functions are in :mod:`.cleaning`, input discovery
+in :mod:`.discover`.
 """
 
 from __future__ import annotations
 
-import glob
+import functools
 import time
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
-from scopeline.cryoem.cleaner.predict import BadRegionModel, predict_probability
-from scopeline.cryoem.cleaner.preprocess import downsample_factor, downsample, robust_normalise
-from scopeline.cryoem.cleaner.score import good_region_scores, inside_image, keep_decision
+from scopeline.cryoem.cleaner.cleaning import (  # noqa: F401 - re-exported
+    DEFAULT_THRESHOLD,
+    GUARD_FRACTION,
+    MEASURE_FIELDS,
+    CleanParams,
+    bad_region_probability,
+    decide_micrograph,
+    flagged_fraction,
+    score_picks,
+)
+from scopeline.cryoem.cleaner.discover import (  # noqa: F401 - re-exported
+    COORD_EXTENSIONS,
+    MICROGRAPH_EXTENSIONS,
+    coordinate_files,
+    find_items,
+    header_pixel_size,
+    item_files,
+    match_items,
+    read_micrograph,
+)
+from scopeline.cryoem.cleaner.predict import BadRegionModel
+from scopeline.cryoem.cleaner.score import inside_image
 from scopeline.errors import ConfigError, InputError, describe
 from scopeline.io.atomic import atomic_path, write_json
-from scopeline.io.coords import micrograph_key, read_coordinates, write_coordinates
-from scopeline.io.sets import MICROGRAPH_LABEL, movie_set, natural_key
-from scopeline.outputs import write_table
+from scopeline.io.coords import read_coordinates, write_coordinates
+from scopeline.outputs import default_optics, write_status_sets, write_table
+from scopeline.parallel import validate_workers
 from scopeline.report import write_html_report
-from scopeline.stream import Item, Journal, StreamOptions, run_stream
+from scopeline.stream import Item, StreamOptions
+from scopeline.tools import ToolOutputs, ToolSpec, open_run, run_tool
 
-DEFAULT_THRESHOLD = 0.65  # balanced on validation seeds: see docs/clean.md
-MICROGRAPH_EXTENSIONS = (".mrc", ".tif", ".tiff")
-COORD_EXTENSIONS = (".pos", ".star", ".box", ".csv", ".txt")
 SCORE_COLUMNS = ["micrograph", "x", "y", "good_region_score", "kept", "status", "pick"]
 MICROGRAPH_COLUMNS = [
     "micrograph", "status", "error", "n_picks", "n_kept", "n_outside", "coords_file", "image_file",
-    "coordinate_scale", "seconds",
+    "coordinate_scale", "seconds", "flagged_fraction", "warning",
 ]
+REPORT_EVERY = 8  # micrographs between report rewrites while the run goes on
 
 
-class CleanParams(BaseModel):
-    """Parameters of ``scopeline clean``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    box_size: float = Field(gt=0, description="particle box (px of the coordinates' micrographs)")
-    threshold: float = Field(DEFAULT_THRESHOLD, ge=-1, le=1, description="keep picks with score > T; -1 keeps all")
-    save_masks: bool = False
-    thumbnails: int = Field(0, ge=0, description="overlay images for the first N micrographs")
-    batch_size: int = Field(16, ge=1)
-    model: Path | None = Field(None, description="ONNX (.onnx) or torch (.pt) weights; default: shipped")
-    device: Literal["auto", "cpu", "cuda", "torch-cpu"] = "auto"
-    threads: int = Field(2, ge=1)
-    tile: int = Field(256, ge=64)
-    overlap: int = Field(32, ge=0)
-    invert_contrast: bool = Field(False, description="micrographs have bright particles on dark")
-    pixel_size: float | None = Field(None, gt=0, description="A/px of the coordinates' micrographs")
-    other_pixel_size: float | None = Field(None, gt=0, description="A/px of --other-micrographs")
-    output_scale: Literal["coordinates", "other"] = Field(
-        "coordinates", description="write cleaned coordinates at the input scale or the other micrographs' scale"
-    )
+# --------------------------------------------------------------------------- measuring
 
 
-def read_micrograph(path: str | Path) -> tuple[np.ndarray, float | None]:
-    """A 2-D float32 micrograph and its pixel size (A/px or None)."""
-    from scopeline.io.movies import read_image
-
-    image, pixel_size = read_image(path)
-    if image.ndim != 2:
-        raise InputError(path, f"expected a 2-D micrograph, got shape {image.shape}")
-    return image, pixel_size
+@functools.lru_cache(maxsize=2)
+def _model(path: str | None, device: str, threads: int):
+    """The model, loaded once per process (this one, or each Dask worker)."""
+    return BadRegionModel(None if path is None else Path(path), device, threads)
 
 
-def header_pixel_size(path: str | Path) -> float | None:
-    """Pixel size from a micrograph header without reading the image (MRC), else None."""
-    path = Path(path)
-    if path.suffix.lower() == ".mrc":
-        import mrcfile
-
-        try:
-            with mrcfile.open(path, header_only=True, permissive=True) as mrc:
-                size = float(mrc.voxel_size.x)
-            return size if size > 0 and abs(size - 1.0) > 1e-6 else None  # 1.0 = unset
-        except (OSError, ValueError):
-            return None
-    try:
-        return read_micrograph(path)[1]
-    except Exception:  # noqa: BLE001 - only the pixel size is wanted here
-        return None
-
-
-def _expand(inputs: Sequence[str | Path], extensions: Sequence[str]) -> list[Path]:
-    """Files named by paths, folders or globs, with one of ``extensions``; missing -> error."""
-    found: list[Path] = []
-    for raw in inputs:
-        text = str(raw)
-        path = Path(text)
-        if path.is_dir():
-            found += sorted((p for p in path.iterdir() if p.suffix.lower() in extensions), key=lambda p: natural_key(p.name))
-        elif path.is_file():
-            found.append(path)
-        elif glob.has_magic(text):
-            found += sorted((Path(p) for p in glob.glob(text, recursive=True)), key=lambda p: natural_key(str(p)))
-        else:
-            raise InputError(text, "input not found", "give existing files, a folder or a glob")
-    return list({p.resolve(): p for p in found}.values())
-
-
-def coordinate_files(inputs: Sequence[str | Path]) -> list[Path]:
-    """Coordinate files named by ``inputs``; a RELION index STAR (``autopick.star`` with
-    ``rlnMicrographCoordinates``) stands for the per-micrograph files it lists."""
-    from scopeline.io.sets import resolve_relion_path
-    from scopeline.io.star import read_star
-
-    files: list[Path] = []
-    for path in _expand(inputs, COORD_EXTENSIONS):
-        listed = None
-        if path.suffix.lower() == ".star":
-            try:
-                listed = next((b for b in read_star(path).values() if "rlnMicrographCoordinates" in b.columns), None)
-            except InputError:
-                listed = None  # an unreadable file is reported when its micrograph is processed
-        if listed is None:
-            files.append(path)
-        else:
-            files += [resolve_relion_path(str(name), path) for name in listed["rlnMicrographCoordinates"]]
-    return files
-
-
-def match_items(micrographs: list[Path], coords: list[Path], others: list[Path] | None) -> list[Item]:
-    """One item per micrograph stem: its coordinate file and (optionally) other micrograph.
-
-    An item lacking a coordinate file, a micrograph, or its other micrograph carries the
-    problem in ``meta["problem"]`` and is recorded as failed.
-    """
-    by_mic = {p.stem: p for p in micrographs}
-    by_other = {p.stem: p for p in (others or [])}
-    by_coord: dict[str, Path] = {}
-    for c in coords:
-        key = micrograph_key(c) if micrograph_key(c) in by_mic or micrograph_key(c) in by_other else c.stem
-        by_coord.setdefault(key, c)
-    stems = list(by_mic) + [s for s in by_other if s not in by_mic] + [s for s in by_coord if s not in by_mic and s not in by_other]
-    items = []
-    for stem in stems:
-        mic, coord, other = by_mic.get(stem), by_coord.get(stem), by_other.get(stem)
-        problem = None
-        if coord is None:
-            problem = "no coordinate file matches this micrograph"
-        elif others is not None and other is None:
-            problem = "no micrograph in --other-micrographs matches these coordinates"
-        elif others is None and mic is None:
-            problem = "no micrograph matches this coordinate file"
-        source = mic or other or coord
-        items.append(
-            Item(
-                key=str(Path(source).resolve()) + "|" + stem,
-                meta={"stem": stem, "micrograph": mic, "coords": coord, "other": other, "problem": problem},
-            )
-        )
-    return items
-
-
-def clean_one(item: Item, model: BadRegionModel, params: CleanParams, out_dir: Path, thumbnail: bool) -> dict:
-    """Journal record for one micrograph; never raises (problems make a ``failed`` record)."""
+def clean_one(item: Item, model, params: CleanParams, out_dir: Path, thumbnail: bool) -> dict:
+    """Journal record for one micrograph (scores of its picks); never raises (problems make
+    a ``failed`` record). Writes the measurement's own products: mask and thumbnail."""
     meta = item.meta
     start = time.monotonic()
     record = {
@@ -179,6 +87,7 @@ def clean_one(item: Item, model: BadRegionModel, params: CleanParams, out_dir: P
         "coords_file": str(meta["coords"]) if meta["coords"] else None,
         "status": "failed",
         "error": None,
+        "row": meta.get("row") or ({"rlnMicrographName": str(meta["micrograph"])} if meta["micrograph"] else None),
     }
     try:
         if meta["coords"] is not None:
@@ -191,6 +100,7 @@ def clean_one(item: Item, model: BadRegionModel, params: CleanParams, out_dir: P
         image, pixel_size = read_micrograph(image_path)
         scale = _coordinate_scale(meta, params, pixel_size)
         record["coordinate_scale"] = scale
+        record["pixel_size"] = (pixel_size * scale) if pixel_size else None  # of the coordinates' micrograph
         box = params.box_size * scale
         if box > min(image.shape):
             raise InputError(
@@ -198,21 +108,20 @@ def clean_one(item: Item, model: BadRegionModel, params: CleanParams, out_dir: P
                 "give the box size in pixels of the picking micrographs",
             )
         prob, small = bad_region_probability(image, box, model, params)
-        sx, sy = image.shape[1] / prob.shape[1], image.shape[0] / prob.shape[0]
         x, y = table["x"].to_numpy(float) * scale, table["y"].to_numpy(float) * scale
         inside = inside_image(x, y, image.shape)
-        scores = np.full(len(x), np.nan)
-        scores[inside] = good_region_scores(prob, x[inside], y[inside], box, sx, sy)
-        record.update(status="ok", scores=scores.tolist(), n_outside=int((~inside).sum()))
+        scores = score_picks(prob, x, y, box, image.shape)
+        record.update(status="ok", scores=scores.tolist(), n_outside=int((~inside).sum()),
+                      flagged_fraction=round(flagged_fraction(prob), 4))
         if (~inside).any():
             record["error"] = f"{image_path}: {int((~inside).sum())} of {len(x)} picks lie outside the image"
-        kept = keep_decision(scores, params.threshold)
-        write_cleaned_coordinates(out_dir, record, params, kept)
         if params.save_masks:
             save_mask(out_dir / "masks" / f"{meta['stem']}.mrc", prob, image.shape, pixel_size)
         if thumbnail:
             from scopeline.cryoem.cleaner.plots import thumbnail as draw_thumbnail
 
+            kept = decide_micrograph(record, params)["kept"]
+            sx, sy = image.shape[1] / prob.shape[1], image.shape[0] / prob.shape[0]
             draw_thumbnail(out_dir / "thumbnails" / f"{meta['stem']}.png", small, prob, (x[inside] + 0.5) / sx - 0.5,
                            (y[inside] + 0.5) / sy - 0.5, kept[inside], box / sx, record["micrograph"])
     except Exception as exc:  # noqa: BLE001 - every problem becomes this micrograph's error
@@ -221,16 +130,10 @@ def clean_one(item: Item, model: BadRegionModel, params: CleanParams, out_dir: P
     return record
 
 
-def bad_region_probability(
-    image: np.ndarray, box: float, model: BadRegionModel, params: CleanParams
-) -> tuple[np.ndarray, np.ndarray]:
-    """(bad-region probability, normalised image), both at model scale (box ~16 px)."""
-    if not np.isfinite(image).all():
-        raise ValueError("micrograph contains NaN or Inf values")
-    small = robust_normalise(downsample(image, downsample_factor(box)))
-    if params.invert_contrast:
-        small = -small
-    return predict_probability(small, model, params.tile, params.overlap), small
+def measure_item(item: Item, params: CleanParams, out_dir: str, thumbnail: bool) -> dict:
+    """:func:`clean_one` with the process's model (for Dask workers)."""
+    model = _model(None if params.model is None else str(params.model), params.device, params.threads)
+    return clean_one(item, model, params, Path(out_dir), thumbnail)
 
 
 def _coordinate_scale(meta: dict, params: CleanParams, other_pixel_size: float | None) -> float:
@@ -262,7 +165,7 @@ def save_mask(path: Path, prob: np.ndarray, shape: tuple[int, int], pixel_size: 
 def write_cleaned_coordinates(out_dir: Path, record: dict, params: CleanParams, kept: np.ndarray) -> None:
     """Kept picks of one micrograph in its input format and file name under ``coords/``."""
     table, fmt = read_coordinates(record["coords_file"])
-    cleaned = table[kept].copy()
+    cleaned = table[np.asarray(kept, bool)].copy()
     cleaned.attrs = table.attrs
     box = params.box_size
     if params.output_scale == "other" and record.get("coordinate_scale", 1.0) != 1.0:
@@ -271,34 +174,56 @@ def write_cleaned_coordinates(out_dir: Path, record: dict, params: CleanParams, 
     write_coordinates(Path(out_dir) / "coords" / Path(record["coords_file"]).name, cleaned, fmt, box)
 
 
-class CleanOutputs:
-    """Regenerates the tables, histogram and report from all records and the threshold."""
+# --------------------------------------------------------------------------- outputs
 
-    def __init__(self, out_dir: Path, params: CleanParams):
-        self.out = Path(out_dir)
-        self.params = params
 
-    def update(self, records: list[dict], closed: bool = False) -> dict:
-        threshold = self.params.threshold
-        score_rows, mic_rows, all_scores = [], [], []
-        for r in records:
-            scores = np.asarray(r.get("scores") or [np.nan] * len(r.get("x") or []), float)
-            kept = keep_decision(scores, threshold) if r["status"] == "ok" else np.zeros(len(scores), bool)
+class CleanOutputs(ToolOutputs):
+    """Decides and regenerates the tables, STAR sets, cleaned coordinates, histogram and
+    report from all records, the threshold and the overrides."""
+
+    tool = "clean"
+
+    def __init__(self, out_dir: Path, params: CleanParams, context: dict | None = None,
+                 warn: Callable[[str], None] = lambda message: None):
+        super().__init__(out_dir, params, context, warn)
+        self.out = self.out_dir
+        self._coords_written: dict[str, tuple] = {}  # key -> the kept picks written
+
+    def decide(self, records: list[dict], closed: bool) -> list[dict]:
+        """One row per micrograph (pure)."""
+        return [decide_micrograph(r, self.params) for r in records]
+
+    def write(self, rows: list[dict], records: list[dict], closed: bool = False) -> dict:
+        score_rows, all_scores = [], []
+        for r in rows:
+            n = len(r.get("x") or [])
+            scores = np.asarray(r.get("scores") or [np.nan] * n, float)
+            measured = r["status"] != "failed"
             for i, (x, y) in enumerate(zip(r.get("x") or [], r.get("y") or [])):
-                status = r["status"] if r["status"] != "ok" else ("ok" if np.isfinite(scores[i]) else "outside")
+                status = "failed" if not measured else ("ok" if np.isfinite(scores[i]) else "outside")
                 score = None if not np.isfinite(scores[i]) else round(float(scores[i]), 5)
                 score_rows.append({"micrograph": r["micrograph"], "x": x, "y": y, "good_region_score": score,
-                                   "kept": bool(kept[i]), "status": status, "pick": i})
+                                   "kept": bool(r["kept"][i]), "status": status, "pick": i})
             all_scores.append(scores)
-            mic_rows.append({**{c: r.get(c) for c in MICROGRAPH_COLUMNS}, "n_kept": int(kept.sum())})
+            if measured:
+                self._write_coords(r)
+        mic_rows = [{c: r.get(c) for c in MICROGRAPH_COLUMNS} for r in rows]
         write_table(self.out / "scores.csv", score_rows, SCORE_COLUMNS)
         write_table(self.out / "micrographs.csv", mic_rows, MICROGRAPH_COLUMNS)
+        optics, groups = default_optics(rows, "micrographs")
+        counts = write_status_sets(self.out, [r for r in rows if r.get("row")], "micrographs", "micrographs",
+                                   optics, name_label="rlnMicrographName", optics_groups=groups)
         scores = np.concatenate(all_scores) if all_scores else np.zeros(0)
+        flagged = [r for r in rows if r.get("warning")]
         summary = {
-            "threshold": threshold,
-            "n_micrographs": len(records),
-            "n_ok": sum(r["status"] == "ok" for r in records),
-            "n_failed": sum(r["status"] == "failed" for r in records),
+            "threshold": self.params.threshold,
+            "n_micrographs": len(rows),
+            "n_ok": sum(r["status"] != "failed" for r in rows),
+            "n_accepted": counts["accepted"],
+            "n_discarded": counts["discarded"],
+            "n_failed": sum(r["status"] == "failed" for r in rows),
+            "n_flagged_mostly_bad": len(flagged),
+            "n_overridden": sum(bool(r.get("override")) for r in rows),
             "n_picks": len(score_rows),
             "n_scored": int(np.isfinite(scores).sum()),
             "n_kept": sum(row["kept"] for row in score_rows),
@@ -306,20 +231,33 @@ class CleanOutputs:
             "closed": closed,
         }
         write_json(self.out / "summary.json", summary)
-        if closed or len(records) % 8 == 0:
-            self.report(records, scores, summary)
+        write_json(self.out / "params.json", self.params.model_dump(mode="json"))
+        if closed or len(records) % REPORT_EVERY == 0:
+            self.report(rows, scores, summary)
         return summary
 
-    def report(self, records: list[dict], scores: np.ndarray, summary: dict) -> None:
+    def _write_coords(self, row: dict) -> None:
+        """Cleaned coordinates of a micrograph, when its kept picks changed since written."""
+        kept = tuple(np.flatnonzero(row["kept"]).tolist()) + (self.params.output_scale,)
+        if self._coords_written.get(row["key"]) == kept:
+            return
+        write_cleaned_coordinates(self.out, row, self.params, row["kept"])
+        self._coords_written[row["key"]] = kept
+
+    def report(self, rows: list[dict], scores: np.ndarray, summary: dict) -> None:
         from scopeline.cryoem.cleaner.plots import score_histogram
 
         histogram = self.out / "score_histogram.png"
         score_histogram(histogram, scores, self.params.threshold)
         thumbs = sorted((self.out / "thumbnails").glob("*.png"))
-        warnings = [r["error"] for r in records if r.get("error")]
-        failed = pd.DataFrame([{"micrograph": r["micrograph"], "error": r["error"]} for r in records if r["status"] == "failed"])
+        warnings = [f"{r['micrograph']}: {r['warning']}" for r in rows if r.get("warning")]
+        warnings += [r["error"] for r in rows if r.get("error")]
+        failed = pd.DataFrame([{"micrograph": r["micrograph"], "error": r["error"]} for r in rows if r["status"] == "failed"])
         write_html_report(self.out / "report.html", "scopeline clean", summary, [histogram, *thumbs], warnings,
                           {"failed micrographs": failed} if len(failed) else None)
+
+
+# --------------------------------------------------------------------------- running
 
 
 def run_clean(
@@ -328,110 +266,106 @@ def run_clean(
     out_dir: str | Path,
     params: CleanParams,
     other_micrographs: Sequence[str | Path] | None = None,
+    *,
     stream: StreamOptions | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
     warn: Callable[[str], None] = lambda message: None,
-    min_file_age: float | None = None,
 ) -> dict:
-    """Clean every micrograph's picks; returns the summary (also in ``DIR/summary.json``).
+    """Clean every micrograph's picks; return the summary (also in ``DIR/summary.json``).
 
-    ``micrographs``/``coords``/``other_micrographs``: files, folders or globs (micrographs
-    also a STAR file). Coordinates match micrographs by stem (``mic_autopick.star`` ->
-    ``mic.mrc``). With ``other_micrographs`` the model runs on those, coordinates rescaled
-    by the pixel-size ratio. ``stream.watch`` keeps polling for new files; ``min_file_age``
-    (default 10 s when watching, else 0) skips files still being written. ``warn`` gets the
-    one-line error of each failed micrograph as it happens.
+    Parameters
+    ----------
+    micrographs : sequence of str or Path
+        Micrographs (MRC/TIFF): files, folders, globs or a STAR file.
+    coords : sequence of str or Path
+        Coordinate files, folders or globs, matched to micrographs by stem
+        (``mic_autopick.star`` -> ``mic.mrc``).
+    out_dir : str or Path
+        Output folder.
+    params : CleanParams
+        Box size, threshold and model parameters.
+    other_micrographs : sequence of str or Path, optional
+        Run the model on these instead, coordinates rescaled by the pixel-size ratio.
+    stream : StreamOptions, optional
+        Batches (default ``params.batch_size``), ``--watch`` (keeps polling for new files),
+        ``min_file_age`` (default 10 s when watching, else 0).
+    scheduler : str, optional
+        Address of a Dask scheduler.
+    workers : int, optional
+        Local worker processes, each with its own model; default (None) and 0 run in this
+        process (the model already uses ``params.threads`` threads).
+    warn : callable
+        Receives the one-line error of each failed micrograph, and the guard's warning, as
+        they happen.
+
+    Returns
+    -------
+    dict
+        The summary (``n_accepted``, ``n_kept``, ...).
     """
+    validate_workers(workers)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stream = stream or StreamOptions(batch_size=params.batch_size)
-    if min_file_age is None:
-        min_file_age = 10.0 if stream.watch else 0.0
-    write_json(out / "params.json", params.model_dump(mode="json"))
-    model = BadRegionModel(params.model, params.device, params.threads)
-    outputs = CleanOutputs(out, params)
-    done_thumbnails = [0]
+    min_age = stream.file_age
+    _model(None if params.model is None else str(params.model), params.device, params.threads)  # a bad --model stops here
+    parallel = bool(scheduler) or bool(workers)
+    thumbnails_left = [params.thumbnails]
 
     def poll() -> list[Item]:
-        items = find_items(micrographs, coords, other_micrographs, min_file_age)
+        items = find_items(micrographs, coords, other_micrographs, min_age)
         # while watching, an item still missing its partner file may get it later
         return [it for it in items if not (stream.watch and it.meta["problem"])]
 
-    def process(batch: list[Item]) -> list[dict]:
-        records = []
+    def measure(batch: list[Item], mapper) -> list[dict]:
+        args = []
         for item in batch:
-            want_thumbnail = done_thumbnails[0] < params.thumbnails and not item.meta["problem"]
-            record = clean_one(item, model, params, out, want_thumbnail)
-            done_thumbnails[0] += want_thumbnail and record["status"] == "ok"
+            thumbnail = thumbnails_left[0] > 0 and not item.meta["problem"]
+            thumbnails_left[0] -= thumbnail
+            args.append((item, params, str(out), thumbnail))
+        records = mapper(measure_item, args)
+        for record in records:
             if record["status"] == "failed" or record.get("error"):
                 warn(record["error"])
-            records.append(record)
+            if record.get("flagged_fraction") is not None and record["flagged_fraction"] > GUARD_FRACTION:
+                warn(f"{record['micrograph']}: {decide_micrograph(record, params)['warning']}")
         return records
 
-    journal = scores_journal(out, params)
-    fresh: set[str] = set()
-    records = run_stream(poll, lambda batch: _remember(process(batch), fresh), journal, stream, outputs.update,
-                         description="clean")
-    for r in records:  # resumed from the journal: decide again with this run's threshold
-        if r["key"] not in fresh and r["status"] == "ok":
-            write_cleaned_coordinates(out, r, params, keep_decision(np.asarray(r["scores"], float), params.threshold))
-    if stream.watch:  # files that never found their partner are failures, not silence
-        leftovers = [it for it in find_items(micrographs, coords, other_micrographs) if it.meta["problem"]]
+    def leftovers(records: list[dict], journal) -> list[dict]:
+        if not stream.watch:
+            return records
+        # files that never found their partner are failures, not silence
         done = {r["key"] for r in records}
-        late = [clean_one(it, model, params, out, False) for it in leftovers if it.key not in done]
+        late = [measure_item(it, params, str(out), False)
+                for it in find_items(micrographs, coords, other_micrographs) if it.meta["problem"] and it.key not in done]
         journal.append(late)
-        records = records + late
-    return outputs.update(records, closed=True)
+        return records + late
 
-
-def _remember(records: list[dict], keys: set[str]) -> list[dict]:
-    keys.update(r["key"] for r in records)
-    return records
-
-
-SCORE_AFFECTING = ("box_size", "model", "tile", "overlap", "invert_contrast", "pixel_size", "other_pixel_size", "output_scale")
-
-
-def scores_journal(out_dir: Path, params: CleanParams) -> Journal:
-    """The journal of scores for these parameters: changing the box or the model starts a
-    new one, changing the threshold (or masks, thumbnails) does not."""
-    import hashlib
-    import json
-
-    key = json.dumps({k: str(getattr(params, k)) for k in SCORE_AFFECTING}, sort_keys=True)
-    return Journal(Path(out_dir) / ".scopeline" / f"clean_{hashlib.sha1(key.encode()).hexdigest()[:12]}.jsonl")
-
-
-def find_items(micrographs, coords, other_micrographs, min_age: float = 0.0) -> list[Item]:
-    """Items for the current contents of the inputs (polled again when watching); files
-    modified less than ``min_age`` seconds ago are taken as still being written."""
-    sets = movie_set(micrographs, MICROGRAPH_EXTENSIONS, min_age=min_age, label=MICROGRAPH_LABEL) if micrographs else None
-    mics = [Path(it.key) for it in sets.items] if sets else []
-    others = _settled(_expand(other_micrographs, MICROGRAPH_EXTENSIONS), min_age) if other_micrographs is not None else None
-    return match_items(mics, _settled(coordinate_files(coords), min_age), others)
-
-
-def _settled(paths: list[Path], min_age: float) -> list[Path]:
-    if min_age <= 0:
-        return paths
-    now = time.time()
-    return [p for p in paths if p.exists() and now - p.stat().st_mtime >= min_age]
+    return run_tool(TOOL, out, params, poll=poll, measure=measure, item_files=item_files,
+                    stream=stream, scheduler=scheduler, workers=workers if parallel else 0,
+                    warn=warn, after=leftovers)
 
 
 def rethreshold(out_dir: str | Path, threshold: float) -> dict:
     """Apply a new threshold to the saved scores of ``out_dir`` without re-running the model:
-    rewrites scores.csv, micrographs.csv, coords/, summary.json, report.html and params.json."""
+    rewrites scores.csv, micrographs.csv, the STAR sets, coords/, summary.json, report.html
+    and params.json (the same as ``open_run(out_dir).redecide(threshold=threshold)``)."""
     out = Path(out_dir)
-    params_path = out / "params.json"
-    if not params_path.is_file():
-        raise InputError(out, "not a scopeline clean output folder (params.json missing)")
     if not -1 <= threshold <= 1:
-        raise ConfigError(None, f"threshold {threshold} is outside [-1, 1]", "give a score between 0 and 1, or -1 to keep all")
-    params = CleanParams.model_validate_json(params_path.read_text()).model_copy(update={"threshold": threshold})
-    records = scores_journal(out, params).load()
-    if not records:
+        raise ConfigError(None, f"--threshold {threshold} is outside [-1, 1]", "give a score between 0 and 1, or -1 to keep all")
+    if not (out / ".scopeline" / "run.json").is_file():
+        raise InputError(out, "not a scopeline clean output folder (.scopeline/run.json missing)",
+                         "give the --out folder of a `scopeline clean` run")
+    run = open_run(out)
+    if run.tool != "clean":
+        raise InputError(out, f"a scopeline {run.tool} output folder, not a clean one")
+    if not run.records():
         raise InputError(out, "no saved scores found (journal empty)")
-    for r in records:
-        if r["status"] == "ok":
-            write_cleaned_coordinates(out, r, params, keep_decision(np.asarray(r["scores"], float), threshold))
-    write_json(params_path, params.model_dump(mode="json"))
-    return CleanOutputs(out, params).update(records, closed=True)
+    summary = run.redecide(threshold=threshold)
+    if summary is None:
+        raise ConfigError(out, "the clean run on this folder is still going on",
+                          "the new threshold applies at its next update")
+    return summary
+
+
+TOOL = ToolSpec(name="clean", params_model=CleanParams, measure_fields=MEASURE_FIELDS, outputs=CleanOutputs)
