@@ -86,14 +86,14 @@ def _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size, m
                          poll_interval=poll_interval, batch_size=batch_size, min_file_age=min_file_age)
 
 
-def _params(model, **values):
+def _params(params_model, /, **values):
     """``model(**values)``; a bad value ends in one line naming the option and what is allowed."""
     from pydantic import ValidationError
 
     from .errors import ConfigError
 
     try:
-        return model(**values)
+        return params_model(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error.get("loc") else "?"

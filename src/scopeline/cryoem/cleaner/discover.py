@@ -115,7 +115,8 @@ def find_items(micrographs, coords, other_micrographs, min_age: float = 0.0) -> 
     items = match_items(mics, _settled(coordinate_files(coords), min_age), others)
     for it in items:  # the micrograph's input row (a STAR's), written back in the output sets
         mic = it.meta["micrograph"]
-        it.meta["row"] = rows.get(str(Path(mic).resolve())) if mic is not None else None
+        row = rows.get(str(Path(mic).resolve())) if mic is not None else None
+        it.meta["row"] = row if row and MICROGRAPH_LABEL in row else ({MICROGRAPH_LABEL: str(mic)} if mic else None)
     return items
 
 
