@@ -22,7 +22,7 @@ from unittest import mock
 
 import numpy as np
 
-from scopeline.cryoem import maxshift
+from scopeline.cryoem import maxshift_run
 from scopeline.cryoem.maxshift import MaxShiftParams, measure_trajectory, run_maxshift
 from scopeline.io.motion import Trajectory, format_relion_motion_star, read_relion_motion_star
 
@@ -98,7 +98,7 @@ def main() -> None:
             print(f"  run_maxshift, 2 Dask workers: {time_run(folder, tmp / ('out2' + str(full)), 2):8.0f} files/s"
                   " (includes starting the cluster)")
         start = time.perf_counter()
-        with mock.patch.object(maxshift, "PLOT_INTERVAL_S", 1e9):
+        with mock.patch.object(maxshift_run, "PLOT_INTERVAL_S", 1e9):
             run_maxshift([str(tmp / "global" / "*.star")], tmp / "out_plots", MaxShiftParams(max_movie_shift=40))
         print(f"\nwhole run with plots and report ({args.n} files, global): {time.perf_counter() - start:.1f} s")
 

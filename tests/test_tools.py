@@ -339,3 +339,18 @@ def test_option_value_errors_are_one_line_exit_2(inputs, tmp_path, args, option,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and option in lines[0] and allowed in lines[0], result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.csv"))
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def test_public_api_one_keyword_convention():
+    import inspect
+
+    from scopeline import clean, dose, maxshift
+
+    for module in (dose, maxshift, clean):
+        parameters = inspect.signature(module.run).parameters
+        for keyword in ("stream", "scheduler", "workers"):
+            assert parameters[keyword].kind is inspect.Parameter.KEYWORD_ONLY, (module.__name__, keyword)
+        assert module.open_run is open_run and module.run.__doc__ and "Parameters" in module.run.__doc__
