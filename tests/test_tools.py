@@ -152,7 +152,7 @@ def test_two_concurrent_cli_runs_one_stops(tmp_path):
     env = {**os.environ, "SCOPELINE_NO_PROGRESS": "1"}
     args = [sys.executable, "-m", "scopeline.cli", "dose", str(tmp_path / "m"), "--out", str(tmp_path / "out"),
             "--workers", "0", "--samples", "2", "--watch", "--idle-timeout", "30", "--poll-interval", "0.1",
-            "--stop-file", str(tmp_path / "STOP")]
+            "--stop-file", str(tmp_path / "STOP"), "--min-file-age", "0"]
     first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lock = tmp_path / "out" / ".scopeline" / "lock"
@@ -354,3 +354,31 @@ def test_public_api_one_keyword_convention():
         for keyword in ("stream", "scheduler", "workers"):
             assert parameters[keyword].kind is inspect.Parameter.KEYWORD_ONLY, (module.__name__, keyword)
         assert module.open_run is open_run and module.run.__doc__ and "Parameters" in module.run.__doc__
+
+
+def test_watch_retries_a_movie_seen_while_still_being_copied(tmp_path):
+    """Fails on main: with --min-file-age 0 a movie caught mid-copy stayed failed for good."""
+    import threading
+
+    paths = make_session(tmp_path / "m", [1.0] * 3)
+    good = paths[2].read_bytes()
+    paths[2].write_bytes(good[: len(good) // 3])
+    out, stop = tmp_path / "out", tmp_path / "STOP"
+
+    def copy_finishes():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            journals = list((out / ".scopeline").glob("dose_*.jsonl")) if (out / ".scopeline").exists() else []
+            if journals and '"failed"' in journals[0].read_text():
+                break
+            time.sleep(0.05)
+        paths[2].write_bytes(good)
+        time.sleep(0.5)
+        stop.touch()
+
+    thread = threading.Thread(target=copy_finishes)
+    thread.start()
+    options = StreamOptions(watch=True, stop_file=stop, poll_interval=0.05, idle_timeout=60, min_file_age=0)
+    summary = run_dose([tmp_path / "m"], out, DoseParams(samples=2), stream=options, workers=0)
+    thread.join()
+    assert summary["n_failed"] == 0 and summary["n_accepted"] == 3

@@ -10,6 +10,7 @@ again and again (streaming): it is re-read each time and returns the items in in
 from __future__ import annotations
 
 import glob
+import os
 import re
 import sqlite3
 import time
@@ -245,9 +246,9 @@ def expand_inputs(inputs: Sequence[str | Path], extensions: Sequence[str] | None
             files += [p for p in found if min_age <= 0 or _age(p, now) >= min_age]
         elif strict:
             raise InputError(text, "input not found", hint)
-    unique: dict[Path, Path] = {}
-    for p in files:
-        unique.setdefault(p.resolve(), p)
+    unique: dict[str, Path] = {}
+    for p in files:  # the same file named twice (relative and absolute) is taken once
+        unique.setdefault(os.path.abspath(p), p)
     return list(unique.values())
 
 
