@@ -78,11 +78,13 @@ class Journal:
         return list(by_key.values())
 
     def append(self, records: Iterable[dict]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from .io.atomic import make_dirs, output_errors
+
+        make_dirs(self.path.parent)
         text = "".join(json.dumps(r, default=_json_default) + "\n" for r in records)
         if not text:
             return
-        with open(self.path, "a", encoding="utf-8") as handle:
+        with output_errors(self.path), open(self.path, "a", encoding="utf-8") as handle:
             # A torn line from a previous kill must not glue onto this one.
             if handle.tell() > 0 and not _ends_with_newline(self.path):
                 handle.write("\n")

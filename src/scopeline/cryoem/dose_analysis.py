@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import ConfigError, describe
-from ..io.atomic import write_json, write_text
+from ..io.atomic import ensure_output_dir, write_json, write_text
 from ..io.sets import ItemSet, movie_set
 from ..outputs import write_status_sets, write_table
 from ..parallel import map_items
@@ -160,7 +160,7 @@ def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DosePara
     ``min_file_age`` (default: 10 s when watching, else 0) skips files still being written.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(out_dir)
     age = (10.0 if stream.watch else 0.0) if min_file_age is None else min_file_age
     first: ItemSet = movie_set(inputs, min_age=age)
     check_pixel_size(first.items, params)

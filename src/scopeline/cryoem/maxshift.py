@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError, describe
-from ..io.atomic import write_json, write_text
+from ..io.atomic import ensure_output_dir, write_json, write_text
 from ..io.motion import (
     ACCUM_LABELS,
     MicrographsTable,
@@ -606,7 +606,7 @@ def run_maxshift(inputs: Sequence[str | Path], out_dir: str | Path,
     (default 5 s when watching, else 0) skips files still being written.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(out_dir)
     age = (5.0 if stream_options.watch else 0.0) if min_file_age is None else min_file_age
     options = replace(stream_options, batch_size=max(stream_options.batch_size, MIN_BATCH))
     outputs = MaxShiftOutputs(out_dir, params, micrographs, warn)

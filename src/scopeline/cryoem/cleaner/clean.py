@@ -30,7 +30,7 @@ from scopeline.cryoem.cleaner.predict import BadRegionModel, predict_probability
 from scopeline.cryoem.cleaner.preprocess import downsample_factor, downsample, robust_normalise
 from scopeline.cryoem.cleaner.score import good_region_scores, inside_image, keep_decision
 from scopeline.errors import ConfigError, InputError, describe
-from scopeline.io.atomic import atomic_path, write_json
+from scopeline.io.atomic import atomic_path, ensure_output_dir, write_json
 from scopeline.io.coords import micrograph_key, read_coordinates, write_coordinates
 from scopeline.io.sets import MICROGRAPH_LABEL, movie_set, natural_key
 from scopeline.outputs import write_table
@@ -342,7 +342,7 @@ def run_clean(
     one-line error of each failed micrograph as it happens.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(out)
     stream = stream or StreamOptions(batch_size=params.batch_size)
     if min_file_age is None:
         min_file_age = 10.0 if stream.watch else 0.0
