@@ -114,6 +114,7 @@ def maxshift(
     max_early_shift: Optional[float] = typer.Option(None, "--max-early-shift", help="Also reject movies whose early motion exceeds this (Å)."),
     dose_per_frame: Optional[float] = typer.Option(None, "--dose-per-frame", help="e/Å² per frame when the files do not say (for early/late)."),
     micrographs: Optional[Path] = typer.Option(None, "--micrographs", help="STAR of micrographs to split with the movie decisions."),
+    use_accumulated_motion: bool = typer.Option(False, "--use-accumulated-motion", help="corrected_micrographs.star: use RELION's rlnAccumMotionTotal/Early/Late instead of the motion STARs (the largest frame step is then unknown: use --rejection movie). Rows whose motion STAR is missing use them anyway, with a warning."),
     watch: bool = WatchOpt, idle_timeout: float = IdleOpt, stop_file: Optional[Path] = StopOpt,
     poll_interval: float = PollOpt, batch_size: int = BatchOpt,
     scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = WorkersOpt,
@@ -125,7 +126,7 @@ def maxshift(
     params = MaxShiftParams(rejection=rejection, max_frame_shift=max_frame_shift,
                             max_movie_shift=max_movie_shift, early_dose=early_dose,
                             max_early_shift=max_early_shift, pixel_size=pixel_size,
-                            dose_per_frame=dose_per_frame)
+                            dose_per_frame=dose_per_frame, use_accumulated_motion=use_accumulated_motion)
     summary = run_maxshift(inputs, out_dir, params, micrographs=micrographs,
                            stream_options=_stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size),
                            scheduler=scheduler, workers=workers, min_file_age=min_file_age, warn=_warn)

@@ -242,7 +242,8 @@ def measure_item(key: str, meta: dict, params: MaxShiftParams) -> dict:
         traj = load_trajectory(meta, params.use_accumulated_motion)
         record.update(movie=traj.movie, source=traj.source, metadata=traj.metadata,
                       micrograph=traj.micrograph or record["micrograph"],
-                      micrograph_nodw=traj.micrograph_nodw, file_pixel_size=traj.pixel_size)
+                      micrograph_nodw=traj.micrograph_nodw, file_pixel_size=traj.pixel_size,
+                      warning=traj.warning)
         measures = measure_trajectory(traj, params.early_dose, params.pixel_size, params.dose_per_frame)
     except Exception as exc:  # noqa: BLE001 - every problem becomes the item's error
         record.update(status="failed", error=describe(exc, meta.get("path", key)))
@@ -487,7 +488,7 @@ class MaxShiftOutputs:
         p, out = self.params, self.out_dir
         rows = [decide(r, p) for r in records]
         mic_records, mic_counts, warnings, optics = self._micrographs(rows)
-        warnings += pixel_size_warnings(rows, p.pixel_size)
+        warnings += pixel_size_warnings(rows, p.pixel_size) + reader_warnings(rows)
         write_table(out / "motion.csv", rows, MOTION_COLUMNS)
         counts = write_status_sets(out, rows, "movies", "movies", optics, MOVIE_STAR_LABELS)
         if mic_records is not None:
@@ -573,6 +574,16 @@ def pixel_size_warnings(records: Sequence[dict], pixel_size: float | None) -> li
         return []
     return [f"--pixel-size {pixel_size:g} Å overrides the files' pixel size "
             f"({', '.join(f'{v:g}' for v in differing)} Å)"]
+
+
+def reader_warnings(records: Sequence[dict]) -> list[str]:
+    """One line per distinct reader warning (e.g. motion STARs missing), with the movies."""
+    by_warning: dict[str, list[str]] = {}
+    for r in records:
+        if r.get("warning"):
+            by_warning.setdefault(r["warning"], []).append(str(r.get("micrograph") or r["movie"]))
+    return [f"{len(names)} movie(s): {text}: " + ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+            for text, names in by_warning.items()]
 
 
 def _median(values) -> float | None:
