@@ -72,7 +72,7 @@ def test_unobserved_frames_are_dropped_and_frame_numbers_kept():
 
 
 def test_format_then_parse_round_trip(tmp_path):
-    original = synthetic(movie="dir/a movie.tiff", n=7, pixel_size=0.83, dose=1.5, first=2)
+    original = synthetic(movie='dir/a "movie".tiff', n=7, pixel_size=0.83, dose=1.5, first=2)
     path = tmp_path / "a.star"
     path.write_text(format_relion_motion_star(original))
     back = read_relion_motion_star(path)

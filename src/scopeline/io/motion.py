@@ -35,7 +35,7 @@ import pandas as pd
 from ..errors import InputError
 from .sets import resolve_relion_path
 from .sets import read_scipion_set
-from .star import read_star
+from .star import quote_star_value, read_star, split_star_line
 
 #: RELION marks frames outside the aligned range (``--first_frame``) with this shift.
 NOT_OBSERVED = -9999.0
@@ -118,7 +118,7 @@ def _check_shifts(path, shifts: np.ndarray, frames: np.ndarray) -> None:
 def _unquote(text: str) -> str:
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        return text[1:-1]
+        return split_star_line(text)[0]
     return text
 
 
@@ -267,7 +267,7 @@ def format_relion_motion_star(traj: Trajectory, image_size: tuple[int, int] = (4
     general = {
         "rlnImageSizeX": image_size[0], "rlnImageSizeY": image_size[1],
         "rlnImageSizeZ": int(traj.frame_numbers[-1]) if traj.n_frames else 0,
-        "rlnMicrographMovieName": f'"{traj.movie}"' if any(c.isspace() for c in traj.movie) else traj.movie,
+        "rlnMicrographMovieName": quote_star_value(traj.movie),
         "rlnMicrographBinning": f"{traj.binning:.6f}",
     }
     if traj.pixel_size:
