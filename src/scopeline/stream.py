@@ -114,6 +114,22 @@ def failed_record(item: Item, exc: BaseException) -> dict:
     return {"key": item.key, "status": "failed", "error": describe(exc, item.key)}
 
 
+def input_failed_record(item: Item) -> dict:
+    """The record of an item the input already marks as bad (``meta["error"]``, e.g. a Scipion
+    row without a usable file name): failed with that reason, never processed."""
+    return {"key": item.key, "status": "failed", "error": item.meta["error"], "row": item.row,
+            **item.meta.get("record", {})}
+
+
+def _process_batch(process: Callable[[list[Item]], list[dict]], batch: list[Item]) -> list[dict]:
+    """``process`` on the batch's good items; items with ``meta["error"]`` are failed records
+    in their place (input order kept)."""
+    bad = {it.key: input_failed_record(it) for it in batch if it.meta.get("error")}
+    good = [it for it in batch if it.key not in bad]
+    done = iter(process(good) if good else [])
+    return [bad[it.key] if it.key in bad else next(done) for it in batch]
+
+
 def _batches(items: list[Item], size: int) -> Iterable[list[Item]]:
     for start in range(0, len(items), max(1, size)):
         yield items[start : start + size]
@@ -150,7 +166,7 @@ def run_stream(
             bar.update_total(len(done) + len(todo))
             for batch in _batches(todo, options.batch_size):
                 try:
-                    new = process(batch)
+                    new = _process_batch(process, batch)
                 except Exception as exc:  # noqa: BLE001 - recorded, never dropped
                     new = [failed_record(it, exc) for it in batch]
                 journal.append(new)

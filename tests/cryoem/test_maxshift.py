@@ -345,8 +345,8 @@ def test_resume_with_new_thresholds_redecides_without_rereading(tmp_path):
     _stars(folder, ["m1", "m2"])
     run_maxshift([str(folder / "*.star")], out)
     assert list(read_csv(out)["status"]) == ["accepted", "accepted"]
-    for star in folder.glob("*.star"):
-        star.unlink()
+    for star in folder.glob("*.star"):  # re-read, they would fail
+        star.write_text("garbage")
     run_maxshift([str(folder / "*.star")], out, MaxShiftParams(max_movie_shift=1.5))
     assert list(read_csv(out)["status"]) == ["discarded", "discarded"]  # path 2 Å > 1.5 Å
 

@@ -162,7 +162,7 @@ def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DosePara
     out_dir = Path(out_dir)
     ensure_output_dir(out_dir)
     age = (10.0 if stream.watch else 0.0) if min_file_age is None else min_file_age
-    first: ItemSet = movie_set(inputs, min_age=age)
+    first: ItemSet = movie_set(inputs, min_age=age, allow_empty=stream.watch)
     check_pixel_size(first.items, params)
     metadata_dose = params.dose_per_frame or next(
         (it.meta["dose_per_frame"] for it in first.items if it.meta.get("dose_per_frame")), None)
@@ -170,7 +170,7 @@ def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DosePara
     gain = str(params.gain) if params.gain else None
 
     def poll() -> list[Item]:
-        return movie_set(inputs, min_age=age).items
+        return movie_set(inputs, min_age=age, allow_empty=True).items  # checked above
 
     def measure_batch(batch: list[Item], mapper) -> list[dict]:
         args = [(it.key, it.row.get("rlnMicrographMovieName", it.key),

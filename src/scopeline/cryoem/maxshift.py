@@ -38,7 +38,7 @@ from ..io.motion import (
     read_scipion_movies,
     trajectory_from_micrograph_row,
 )
-from ..io.sets import natural_key
+from ..io.sets import natural_key, require_matches
 from ..outputs import write_status_sets, write_table
 from ..parallel import map_items
 from ..stream import Item, Journal, StreamOptions, run_stream
@@ -340,12 +340,14 @@ def expand_inputs(inputs: Sequence[str | Path], min_age: float = 0.0, strict: bo
             found = [table] if table.is_file() else [
                 p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
                 and (p.suffix == ".star" or p.name.endswith("-Full.log"))]
+            require_matches(text, len(found), "motion files", (".star", "-Full.log"), not strict)
             files += sorted(found, key=lambda p: natural_key(str(p)))
         elif path.is_file():
             files.append(path)
         elif glob.has_magic(text):
-            files += sorted((Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()),
-                            key=lambda p: natural_key(str(p)))
+            found = [Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()]
+            require_matches(text, len(found), "file", allow_empty=not strict)
+            files += sorted(found, key=lambda p: natural_key(str(p)))
         elif strict:
             raise InputError(text, "input not found",
                              "give motion STARs, corrected_micrographs.star, *-Full.log, CSV or .sqlite")

@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..errors import InputError
 from .sets import resolve_relion_path
-from .sets import read_scipion_set
+from .sets import read_scipion_set, scipion_filename
 from .star import quote_star_value, read_star, split_star_line
 
 #: RELION marks frames outside the aligned range (``--first_frame``) with this shift.
@@ -515,9 +515,12 @@ def read_scipion_movies(path: str | Path) -> list[tuple[str, Trajectory | InputE
     set_dose = _positive(props.get("_acquisition._dosePerFrame"))
     set_pre = _float(props.get("_acquisition._doseInitial"), 0.0)
     out: list[tuple[str, Trajectory | InputError]] = []
-    for obj in objects.to_dict("records"):
-        movie = str(obj["_filename"])
+    for k, obj in enumerate(objects.to_dict("records")):
+        movie, problem = scipion_filename(obj)
         where = f"{path} (movie {movie})"
+        if problem:
+            out.append((movie or f"{path}::row {k + 1}", InputError(path, problem)))
+            continue
         try:
             try:
                 xs, ys = _csv_floats(obj["_alignment._xshifts"]), _csv_floats(obj["_alignment._yshifts"])

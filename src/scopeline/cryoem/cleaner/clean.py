@@ -32,7 +32,7 @@ from scopeline.cryoem.cleaner.score import good_region_scores, inside_image, kee
 from scopeline.errors import ConfigError, InputError, describe
 from scopeline.io.atomic import atomic_path, ensure_output_dir, write_json
 from scopeline.io.coords import micrograph_key, read_coordinates, write_coordinates
-from scopeline.io.sets import MICROGRAPH_LABEL, movie_set, natural_key
+from scopeline.io.sets import MICROGRAPH_LABEL, movie_set, natural_key, require_matches
 from scopeline.outputs import write_table
 from scopeline.report import write_html_report
 from scopeline.stream import Item, Journal, StreamOptions, run_stream
@@ -98,31 +98,36 @@ def header_pixel_size(path: str | Path) -> float | None:
         return None
 
 
-def _expand(inputs: Sequence[str | Path], extensions: Sequence[str]) -> list[Path]:
-    """Files named by paths, folders or globs, with one of ``extensions``; missing -> error."""
+def _expand(inputs: Sequence[str | Path], extensions: Sequence[str], allow_empty: bool = False) -> list[Path]:
+    """Files named by paths, folders or globs, with one of ``extensions``; missing -> error,
+    an empty folder or a glob matching nothing too unless ``allow_empty`` (watching)."""
     found: list[Path] = []
     for raw in inputs:
         text = str(raw)
         path = Path(text)
         if path.is_dir():
-            found += sorted((p for p in path.iterdir() if p.suffix.lower() in extensions), key=lambda p: natural_key(p.name))
+            here = sorted((p for p in path.iterdir() if p.suffix.lower() in extensions), key=lambda p: natural_key(p.name))
+            require_matches(text, len(here), "files", extensions, allow_empty)
+            found += here
         elif path.is_file():
             found.append(path)
         elif glob.has_magic(text):
-            found += sorted((Path(p) for p in glob.glob(text, recursive=True)), key=lambda p: natural_key(str(p)))
+            here = sorted((Path(p) for p in glob.glob(text, recursive=True)), key=lambda p: natural_key(str(p)))
+            require_matches(text, len(here), "file", allow_empty=allow_empty)
+            found += here
         else:
             raise InputError(text, "input not found", "give existing files, a folder or a glob")
     return list({p.resolve(): p for p in found}.values())
 
 
-def coordinate_files(inputs: Sequence[str | Path]) -> list[Path]:
+def coordinate_files(inputs: Sequence[str | Path], allow_empty: bool = False) -> list[Path]:
     """Coordinate files named by ``inputs``; a RELION index STAR (``autopick.star`` with
     ``rlnMicrographCoordinates``) stands for the per-micrograph files it lists."""
     from scopeline.io.sets import resolve_relion_path
     from scopeline.io.star import read_star
 
     files: list[Path] = []
-    for path in _expand(inputs, COORD_EXTENSIONS):
+    for path in _expand(inputs, COORD_EXTENSIONS, allow_empty):
         listed = None
         if path.suffix.lower() == ".star":
             try:
@@ -352,7 +357,7 @@ def run_clean(
     done_thumbnails = [0]
 
     def poll() -> list[Item]:
-        items = find_items(micrographs, coords, other_micrographs, min_file_age)
+        items = find_items(micrographs, coords, other_micrographs, min_file_age, allow_empty=stream.watch)
         # while watching, an item still missing its partner file may get it later
         return [it for it in items if not (stream.watch and it.meta["problem"])]
 
@@ -375,7 +380,8 @@ def run_clean(
         if r["key"] not in fresh and r["status"] == "ok":
             write_cleaned_coordinates(out, r, params, keep_decision(np.asarray(r["scores"], float), params.threshold))
     if stream.watch:  # files that never found their partner are failures, not silence
-        leftovers = [it for it in find_items(micrographs, coords, other_micrographs) if it.meta["problem"]]
+        leftovers = [it for it in find_items(micrographs, coords, other_micrographs, allow_empty=True)
+                     if it.meta["problem"]]
         done = {r["key"] for r in records}
         late = [clean_one(it, model, params, out, False) for it in leftovers if it.key not in done]
         journal.append(late)
@@ -401,13 +407,17 @@ def scores_journal(out_dir: Path, params: CleanParams) -> Journal:
     return Journal(Path(out_dir) / ".scopeline" / f"clean_{hashlib.sha1(key.encode()).hexdigest()[:12]}.jsonl")
 
 
-def find_items(micrographs, coords, other_micrographs, min_age: float = 0.0) -> list[Item]:
+def find_items(micrographs, coords, other_micrographs, min_age: float = 0.0,
+               allow_empty: bool = False) -> list[Item]:
     """Items for the current contents of the inputs (polled again when watching); files
-    modified less than ``min_age`` seconds ago are taken as still being written."""
-    sets = movie_set(micrographs, MICROGRAPH_EXTENSIONS, min_age=min_age, label=MICROGRAPH_LABEL) if micrographs else None
+    modified less than ``min_age`` seconds ago are taken as still being written. An input
+    naming nothing is an error unless ``allow_empty`` (watching)."""
+    sets = movie_set(micrographs, MICROGRAPH_EXTENSIONS, min_age=min_age, label=MICROGRAPH_LABEL,
+                     allow_empty=allow_empty) if micrographs else None
     mics = [Path(it.key) for it in sets.items] if sets else []
-    others = _settled(_expand(other_micrographs, MICROGRAPH_EXTENSIONS), min_age) if other_micrographs is not None else None
-    return match_items(mics, _settled(coordinate_files(coords), min_age), others)
+    others = (_settled(_expand(other_micrographs, MICROGRAPH_EXTENSIONS, allow_empty), min_age)
+              if other_micrographs is not None else None)
+    return match_items(mics, _settled(coordinate_files(coords, allow_empty), min_age), others)
 
 
 def _settled(paths: list[Path], min_age: float) -> list[Path]:
