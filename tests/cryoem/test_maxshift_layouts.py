@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from scopeline.cli import app
 from scopeline.io.star import read_star
-
 from tests.shared_data import RELION
 
 pytestmark = pytest.mark.skipif(not RELION.is_dir(), reason="shared RELION files not present")

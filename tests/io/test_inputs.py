@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from scopeline.cli import app
 from scopeline.errors import InputError
 from scopeline.io.sets import movie_set
-
 from tests.cryoem.test_dose_run import PIXEL, write_movie
 
 

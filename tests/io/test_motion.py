@@ -23,8 +23,8 @@ from scopeline.io.motion import (
     read_scipion_movies,
     trajectory_from_micrograph_row,
 )
-
 from tests.shared_data import RELION
+
 T20S_MOTION = RELION / "T20S_14sep05c_00024sq_00003hl_00002es_motion.star"
 BETAGAL_MOTION = RELION / "betagal_20170629_00021_frameImage_motion.star"
 BETAGAL_FULL = RELION / "betagal_20170629_00027_frameImage_motion_full.star"

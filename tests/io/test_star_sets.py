@@ -10,7 +10,6 @@ import starfile
 from scopeline.errors import InputError
 from scopeline.io.sets import movie_set, natural_key, read_scipion_set
 from scopeline.io.star import read_star, write_star
-
 from tests.shared_data import RELION as SHARED
 
 

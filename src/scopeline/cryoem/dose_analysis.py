@@ -16,7 +16,7 @@ from ..io.atomic import ensure_output_dir, write_json, write_text
 from ..io.sets import ItemSet, movie_set
 from ..outputs import write_status_sets, write_table
 from ..parallel import map_items
-from ..report import write_html_report
+from ..present.report import write_html_report
 from ..stream import Item, Journal, StreamOptions, run_stream
 from .dose import DoseParams, decide_doses, faulty_windows, measure_movie_dose
 
@@ -139,11 +139,12 @@ class DoseOutputs:
         self._warned |= keys
 
     def _plots(self, rows, summary, messages) -> None:
+        from ..present.figures import save_figure
         from .dose_plots import plot_dose_difference, plot_dose_vs_time
 
         out = self.out_dir
-        plot_dose_vs_time(out / "dose_vs_time.png", rows, self.params.max_diff)
-        plot_dose_difference(out / "dose_difference.png", rows, self.params.max_diff)
+        save_figure(plot_dose_vs_time(rows, self.params.max_diff), out / "dose_vs_time.png", dpi=110)
+        save_figure(plot_dose_difference(rows, self.params.max_diff), out / "dose_difference.png", dpi=110)
         shown = {k: v for k, v in summary.items() if k != "parameters"}
         write_html_report(out / "report.html", "scopeline dose", shown,
                           [out / "dose_vs_time.png", out / "dose_difference.png"], messages)

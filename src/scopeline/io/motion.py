@@ -33,8 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .sets import resolve_relion_path
-from .sets import read_scipion_set, scipion_filename
+from .sets import read_scipion_set, resolve_relion_path, scipion_filename
 from .star import quote_star_value, read_star, split_star_line
 
 #: RELION marks frames outside the aligned range (``--first_frame``) with this shift.

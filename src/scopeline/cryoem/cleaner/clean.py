@@ -34,7 +34,7 @@ from scopeline.io.atomic import atomic_path, ensure_output_dir, write_json
 from scopeline.io.coords import micrograph_key, read_coordinates, write_coordinates
 from scopeline.io.sets import MICROGRAPH_LABEL, movie_set, natural_key, require_matches
 from scopeline.outputs import write_table
-from scopeline.report import write_html_report
+from scopeline.present.report import write_html_report
 from scopeline.stream import Item, Journal, StreamOptions, run_stream
 
 DEFAULT_THRESHOLD = 0.65  # balanced on validation seeds: see docs/clean.md
@@ -217,9 +217,11 @@ def clean_one(item: Item, model: BadRegionModel, params: CleanParams, out_dir: P
             save_mask(out_dir / "masks" / f"{meta['stem']}.mrc", prob, image.shape, pixel_size)
         if thumbnail:
             from scopeline.cryoem.cleaner.plots import thumbnail as draw_thumbnail
+            from scopeline.present.figures import save_figure
 
-            draw_thumbnail(out_dir / "thumbnails" / f"{meta['stem']}.png", small, prob, (x[inside] + 0.5) / sx - 0.5,
-                           (y[inside] + 0.5) / sy - 0.5, kept[inside], box / sx, record["micrograph"])
+            save_figure(draw_thumbnail(small, prob, (x[inside] + 0.5) / sx - 0.5, (y[inside] + 0.5) / sy - 0.5,
+                                       kept[inside], box / sx, record["micrograph"]),
+                        out_dir / "thumbnails" / f"{meta['stem']}.png", dpi=80)
     except Exception as exc:  # noqa: BLE001 - every problem becomes this micrograph's error
         record.update(status="failed", error=describe(exc, meta["micrograph"] or meta["coords"]))
     record["seconds"] = round(time.monotonic() - start, 3)
@@ -317,9 +319,9 @@ class CleanOutputs:
 
     def report(self, records: list[dict], scores: np.ndarray, summary: dict) -> None:
         from scopeline.cryoem.cleaner.plots import score_histogram
+        from scopeline.present.figures import save_figure
 
-        histogram = self.out / "score_histogram.png"
-        score_histogram(histogram, scores, self.params.threshold)
+        histogram = save_figure(score_histogram(scores, self.params.threshold), self.out / "score_histogram.png")
         thumbs = sorted((self.out / "thumbnails").glob("*.png"))
         warnings = [r["error"] for r in records if r.get("error")]
         failed = pd.DataFrame([{"micrograph": r["micrograph"], "error": r["error"]} for r in records if r["status"] == "failed"])
