@@ -152,3 +152,13 @@ def test_cli_read_only_out_exits_2_with_one_line(tmp_path, monkeypatch):
     assert result.exit_code == 2, result.output
     assert f"{out}: cannot write to this folder (read-only file system)" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_journal_on_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    from scopeline.stream import Journal
+
+    journal = Journal(tmp_path / ".scopeline" / "journal.jsonl")
+    journal.append([{"key": "a"}])
+    _raise_on(monkeypatch, "fsync", errno.ENOSPC)
+    with pytest.raises(OutputError, match=r"journal.jsonl: no space left on device"):
+        journal.append([{"key": "b"}])
