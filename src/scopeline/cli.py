@@ -155,7 +155,7 @@ def maxshift(
     max_early_shift: Optional[float] = typer.Option(None, "--max-early-shift", help="Also reject movies whose early motion exceeds this (Å)."),
     dose_per_frame: Optional[float] = typer.Option(None, "--dose-per-frame", help="e/Å² per frame when the files do not say (for early/late)."),
     micrographs: Optional[Path] = typer.Option(None, "--micrographs", help="STAR of micrographs to split with the movie decisions."),
-    use_accumulated_motion: bool = typer.Option(_default(MaxShiftParams, "use_accumulated_motion"), "--use-accumulated-motion", help="Use rlnAccumMotionTotal/Early/Late of corrected_micrographs.star instead of the per-movie motion STARs (no frame rule then)."),
+    use_accumulated_motion: bool = typer.Option(_default(MaxShiftParams, "use_accumulated_motion"), "--use-accumulated-motion", help="corrected_micrographs.star: use RELION's rlnAccumMotionTotal/Early/Late instead of the motion STARs (the largest frame step is then unknown: use --rejection movie). Rows whose motion STAR is missing use them anyway, with a warning."),
     watch: bool = WatchOpt, idle_timeout: float = IdleOpt, stop_file: Optional[Path] = StopOpt,
     poll_interval: float = PollOpt, batch_size: int = BatchOpt,
     scheduler: Optional[str] = SchedulerOpt, workers: Optional[int] = WorkersOpt,

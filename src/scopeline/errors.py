@@ -37,6 +37,13 @@ class ConfigError(ScopelineError):
     """Parameters are inconsistent or something needed is not given anywhere."""
 
 
+class OutputError(ScopelineError):
+    """An output cannot be written: read-only or missing permission, disk full, a file where
+    a folder should be. It stops the whole run (it is not one item's failure); ``path`` names
+    the folder or file and ``fix`` what to do (see :func:`scopeline.io.atomic.output_errors`).
+    """
+
+
 def describe(exc: BaseException, path: str | Path | None = None) -> str:
     """One-line description of any exception, for the ``error`` column of a table."""
     if isinstance(exc, ScopelineError):

@@ -118,11 +118,13 @@ class Journal:
         return list(by_key.values())
 
     def append(self, records: Iterable[dict]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from .io.atomic import make_dirs, output_errors
+
+        make_dirs(self.path.parent)
         text = "".join(json.dumps(r, default=_json_default) + "\n" for r in records)
         if not text:
             return
-        with open(self.path, "a", encoding="utf-8") as handle:
+        with output_errors(self.path), open(self.path, "a", encoding="utf-8") as handle:
             # A torn line from a previous kill must not glue onto this one.
             if handle.tell() > 0 and not _ends_with_newline(self.path):
                 handle.write("\n")
@@ -150,6 +152,22 @@ def _json_default(value):
 def failed_record(item: Item, exc: BaseException) -> dict:
     """The record of an item whose processing raised."""
     return {"key": item.key, "status": "failed", "error": describe(exc, item.key)}
+
+
+def input_failed_record(item: Item) -> dict:
+    """The record of an item the input already marks as bad (``meta["error"]``, e.g. a Scipion
+    row without a usable file name): failed with that reason, never processed."""
+    return {"key": item.key, "status": "failed", "error": item.meta["error"], "row": item.row,
+            "input_error": True, **item.meta.get("record", {})}
+
+
+def _process_batch(process: Callable[[list[Item]], list[dict]], batch: list[Item]) -> list[dict]:
+    """``process`` on the batch's good items; items with ``meta["error"]`` are failed records
+    in their place (input order kept)."""
+    bad = {it.key: input_failed_record(it) for it in batch if it.meta.get("error")}
+    good = [it for it in batch if it.key not in bad]
+    done = iter(process(good) if good else [])
+    return [bad[it.key] if it.key in bad else next(done) for it in batch]
 
 
 def _batches(items: list[Item], size: int) -> Iterable[list[Item]]:
@@ -194,7 +212,7 @@ def run_stream(
             bar.update_total(len(done) + len(todo))
             for batch in _batches(todo, options.batch_size):
                 try:
-                    new = process(batch)
+                    new = _process_batch(process, batch)
                 except WorkersLostError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - recorded, never dropped

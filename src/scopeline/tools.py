@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Sequence
 from pydantic import BaseModel
 
 from .errors import ConfigError, InputError
-from .io.atomic import write_json
+from .io.atomic import ensure_output_dir, write_json
 from .lock import read_lock, run_lock
 from .parallel import map_items
 from .stream import Item, Journal, StreamOptions, run_stream
@@ -105,7 +105,7 @@ def file_signature(paths: Iterable[str | Path | None]) -> list:
         try:
             st = os.stat(p)
             sig.append([st.st_size, st.st_mtime_ns])
-        except OSError:
+        except (OSError, ValueError):  # missing, or a name no file can have (NUL bytes)
             sig.append(None)
     return sig
 
@@ -118,6 +118,8 @@ def retry_rule(item_files: Callable[[Item], Sequence]) -> Callable[[dict, Item],
     def retry(record: dict, item: Item) -> bool:
         if record.get("status") != "failed":
             return False
+        if record.get("input_error"):  # the input itself was bad: retry once it is fixed
+            return not item.meta.get("error")
         before = record.get("file_sig")
         return before is None or before != file_signature(item_files(item))
 
@@ -279,8 +281,7 @@ def run_tool(spec: ToolSpec, out_dir: str | Path, params: BaseModel, *,
     dict
         The run's summary (also in ``OUT/summary.json``).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_output_dir(out_dir)
     stream = stream or StreamOptions()
     context = context or {}
     with run_lock(out, spec.name):

@@ -23,8 +23,8 @@ from scopeline.io.motion import (
     read_scipion_movies,
     trajectory_from_micrograph_row,
 )
-
 from tests.shared_data import RELION
+
 T20S_MOTION = RELION / "T20S_14sep05c_00024sq_00003hl_00002es_motion.star"
 BETAGAL_MOTION = RELION / "betagal_20170629_00021_frameImage_motion.star"
 BETAGAL_FULL = RELION / "betagal_20170629_00027_frameImage_motion_full.star"
@@ -72,7 +72,7 @@ def test_unobserved_frames_are_dropped_and_frame_numbers_kept():
 
 
 def test_format_then_parse_round_trip(tmp_path):
-    original = synthetic(movie="dir/a movie.tiff", n=7, pixel_size=0.83, dose=1.5, first=2)
+    original = synthetic(movie='dir/a "movie".tiff', n=7, pixel_size=0.83, dose=1.5, first=2)
     path = tmp_path / "a.star"
     path.write_text(format_relion_motion_star(original))
     back = read_relion_motion_star(path)
@@ -85,9 +85,11 @@ def test_format_then_parse_round_trip(tmp_path):
 @pytest.mark.parametrize("breakage, problem", [
     (lambda t: t.split("data_global_shift")[0], "no data_global_shift block"),
     (lambda t: t.replace("           3     1.000000     1.000000", "3 nan 1.0"), "NaN/inf) at frame 3"),
-    (lambda t: t.replace("           3     1.000000     1.000000", "3 1.0"), "malformed row"),
+    (lambda t: t.replace("           3     1.000000     1.000000", "3 abc 1.0"), "malformed row"),
+    (lambda t: t.replace("           3     1.000000     1.000000", "3 1.0"), "row 3 has 2 value(s) for 3 labels"),
     (lambda t: t.replace("_rlnMicrographShiftY", "_rlnSomethingElse"), "lacks rlnMicrographShiftX/rlnMicrographShiftY"),
-    (lambda t: t[: t.index("           2 ")], "only 1 aligned frame"),
+    (lambda t: t[: t.index("           2 ")], "1 frame(s) (up to frame 1) where rlnImageSizeZ declares 5"),
+    (lambda t: t[: t.index("           2 ")].replace("rlnImageSizeZ", "rlnOther"), "only 1 aligned frame"),
 ])
 def test_malformed_motion_star_names_file_and_problem(tmp_path, breakage, problem):
     text = format_relion_motion_star(synthetic(n=5))
@@ -102,6 +104,41 @@ def test_malformed_motion_star_names_file_and_problem(tmp_path, breakage, proble
 def test_missing_motion_star(tmp_path):
     with pytest.raises(InputError, match="not found"):
         read_relion_motion_star(tmp_path / "nope.star")
+
+
+def _cut_offsets(path: Path) -> tuple[bytes, int, int]:
+    """The file's bytes, where its data_global_shift rows start and where the last row ends
+    (after its line break)."""
+    data = path.read_bytes()
+    start = data.index(b"data_global_shift")
+    first_row = data.index(b"\n", data.index(b"_rlnMicrographShiftY", start)) + 1
+    block_end = data.find(b"data_", first_row)
+    body = data[first_row: block_end if block_end != -1 else len(data)]
+    last_row = max(i for i, line in enumerate(body.split(b"\n")) if line.strip()[:1].isdigit())
+    end = first_row + sum(len(line) + 1 for line in body.split(b"\n")[: last_row + 1])
+    return data, first_row, end
+
+
+@needs_relion
+@pytest.mark.parametrize("path", [T20S_MOTION, BETAGAL_MOTION, BETAGAL_FULL], ids=lambda p: p.name[:12])
+def test_motion_star_cut_inside_global_shift_loop_is_rejected(tmp_path, path):
+    """Defect 3: a real motion STAR cut at every byte inside its data_global_shift rows is
+    rejected (main accepted 3 of 19 frames and parsed the cut last value as a number); cut
+    after the loop (in the local motion blocks) the global shifts are complete and read."""
+    full = read_relion_motion_star(path)
+    data, first_row, end = _cut_offsets(path)
+    for offset in range(first_row, end):
+        with pytest.raises(InputError) as err:
+            parse_relion_motion_star(data[:offset].decode(), path)
+        assert str(path) in str(err.value)
+    for offset in range(end, len(data), 97):
+        t = parse_relion_motion_star(data[:offset].decode(), path)
+        np.testing.assert_array_equal(t.shifts_px, full.shifts_px)
+    # the issue's reproduction: cut inside the 3rd row's last value (3 frames, the cut value
+    # still a number)
+    row4 = data.index(b"\n           4 ", first_row)
+    with pytest.raises(InputError, match=r"3 frame\(s\) \(up to frame 3\) where rlnImageSizeZ declares (19|24)"):
+        parse_relion_motion_star(data[: row4 - 3].decode(), path)
 
 
 # --------------------------------------------------------------------------- corrected_micrographs
@@ -131,8 +168,13 @@ def test_micrograph_row_follows_metadata_from_the_project_folder(tmp_path, monke
     assert t.source == "relion_corrected_micrographs" and t.n_frames == 24
     assert t.micrograph == "MotionCorr/job002/Movies/20170629_00021_frameImage.mrc"
     assert t.row["rlnAccumMotionTotal"] == pytest.approx(16.429035)
-    with pytest.raises(InputError, match="20170629_00022_frameImage.star does not exist"):
-        trajectory_from_micrograph_row(table.rows[1], table_path, table.optics_for(table.rows[1]))
+    fallback = trajectory_from_micrograph_row(table.rows[1], table_path, table.optics_for(table.rows[1]))
+    assert fallback.source == "relion_accumulated_motion" and "motion STAR" in fallback.warning
+    assert fallback.accumulated_px == pytest.approx((19.556374, 2.480002, 17.076372))
+    no_accum = {k: v for k, v in table.rows[1].items() if not k.startswith("rlnAccum")}
+    with pytest.raises(InputError, match="20170629_00022_frameImage.star does not exist and the row "
+                                         "has no rlnAccumMotionTotal"):
+        trajectory_from_micrograph_row(no_accum, table_path, table.optics_for(table.rows[1]))
     accumulated = trajectory_from_micrograph_row(table.rows[1], table_path, table.optics_for(table.rows[1]),
                                                  use_accumulated=True)
     assert accumulated.accumulated_px == pytest.approx((19.556374, 2.480002, 17.076372))

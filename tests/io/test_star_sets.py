@@ -10,7 +10,6 @@ import starfile
 from scopeline.errors import InputError
 from scopeline.io.sets import movie_set, natural_key, read_scipion_set
 from scopeline.io.star import read_star, write_star
-
 from tests.shared_data import RELION as SHARED
 
 
@@ -88,3 +87,34 @@ def test_scipion_sqlite_set(tmp_path):
     (tmp_path / "bad.sqlite").write_bytes(b"not a database at all, just text" * 10)
     with pytest.raises(InputError, match="bad.sqlite"):
         movie_set([tmp_path / "bad.sqlite"])
+
+
+NASTY_NAMES = ['a"b.mrc', 'a "b.mrc', '"ab.mrc', 'ab.mrc"', "it's.mrc", "a 'b.mrc", "'q'.mrc",
+               'he said "hi" there.mrc', 'a b.mrc', '', 'x"', "#1.mrc", "data_1.mrc", "_x.mrc",
+               "Movies/it's a \"test\".tiff"]
+
+
+def test_star_quotes_names_by_starfile_rules(tmp_path):
+    """Defect 12: a '"' in a name was written as "'" (the file could no longer be found).
+    Names with '"', "'" and spaces come back unchanged, read by starfile itself (for every
+    name without "'", which starfile alone reads as '"') and by read_star."""
+    df = pd.DataFrame({"rlnMicrographMovieName": NASTY_NAMES, "rlnOpticsGroup": list(range(len(NASTY_NAMES)))})
+    write_star(tmp_path / "m.star", {"movies": df})
+    back = read_star(tmp_path / "m.star")["movies"]
+    assert back["rlnMicrographMovieName"].tolist() == NASTY_NAMES
+    assert back["rlnOpticsGroup"].tolist() == list(range(len(NASTY_NAMES)))
+    plain = [n for n in NASTY_NAMES if "'" not in n]
+    write_star(tmp_path / "p.star", {"movies": df[df["rlnMicrographMovieName"].isin(plain)]})
+    by_starfile = starfile.read(tmp_path / "p.star", always_dict=True)["movies"]
+    assert by_starfile["rlnMicrographMovieName"].tolist() == plain
+
+
+def test_read_star_cif_single_quotes_and_apostrophes(tmp_path):
+    path = tmp_path / "q.star"
+    path.write_text("data_general\n\n_rlnMicrographMovieName 'it''s x.tiff'\n\n"
+                    "data_movies\n\nloop_\n_rlnMicrographMovieName #1\n_rlnX #2\n"
+                    "'a b.tiff' 1\nit's.tiff 2\n\"c 'd\".tiff\" 3\n\n")
+    blocks = read_star(path)
+    assert blocks["movies"]["rlnMicrographMovieName"].tolist() == ["a b.tiff", "it's.tiff", "c 'd\".tiff"]
+    assert blocks["movies"]["rlnX"].tolist() == [1, 2, 3]
+    assert blocks["general"]["rlnMicrographMovieName"].iloc[0] == "it''s x.tiff"

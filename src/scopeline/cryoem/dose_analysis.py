@@ -19,7 +19,7 @@ from ..errors import ConfigError, describe
 from ..io.atomic import write_json, write_text
 from ..io.sets import ItemSet, movie_set
 from ..outputs import default_optics, write_status_sets, write_table
-from ..report import write_html_report
+from ..present.report import write_html_report
 from ..stream import Item, StreamOptions
 from ..tools import ToolOutputs, ToolSpec, run_tool
 from .dose import DoseParams, decide_doses, faulty_windows, measure_movie_dose
@@ -166,11 +166,12 @@ class DoseOutputs(ToolOutputs):
         self._warned |= keys
 
     def _plots(self, rows, summary, messages) -> None:
+        from ..present.figures import save_figure
         from .dose_plots import plot_dose_difference, plot_dose_vs_time
 
         out = self.out_dir
-        plot_dose_vs_time(out / "dose_vs_time.png", rows, self.params.max_diff)
-        plot_dose_difference(out / "dose_difference.png", rows, self.params.max_diff)
+        save_figure(plot_dose_vs_time(rows, self.params.max_diff), out / "dose_vs_time.png", dpi=110)
+        save_figure(plot_dose_difference(rows, self.params.max_diff), out / "dose_difference.png", dpi=110)
         shown = {k: v for k, v in summary.items() if k != "parameters"}
         write_html_report(out / "report.html", "scopeline dose", shown,
                           [out / "dose_vs_time.png", out / "dose_difference.png"], messages)
@@ -206,7 +207,7 @@ def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DosePara
     """
     stream = stream or StreamOptions()
     age = stream.file_age
-    first: ItemSet = movie_set(inputs, min_age=age)
+    first: ItemSet = movie_set(inputs, min_age=age, allow_empty=stream.watch)
     check_pixel_size(first.items, params)
     metadata_dose = params.dose_per_frame or next(
         (it.meta["dose_per_frame"] for it in first.items if it.meta.get("dose_per_frame")), None)
@@ -215,7 +216,7 @@ def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DosePara
     gain = str(params.gain) if params.gain else None
 
     def poll() -> list[Item]:
-        return movie_set(inputs, min_age=age).items
+        return movie_set(inputs, min_age=age, allow_empty=True).items  # checked above
 
     def measure(batch: list[Item], mapper) -> list[dict]:
         args = [(it.key, it.row.get("rlnMicrographMovieName", it.key),

@@ -1,16 +1,11 @@
-"""Figures of the dose analysis."""
+"""Figures of the dose analysis (each returns a :class:`matplotlib.figure.Figure`; write it
+with :func:`scopeline.present.figures.save_figure`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..io.atomic import atomic_path  # noqa: E402
+from ..present.figures import new_figure
 
 COLOURS = {"accepted": "tab:green", "discarded": "tab:red", "pending": "tab:gray"}
 
@@ -20,11 +15,11 @@ def _decided(rows):
     return order
 
 
-def plot_dose_vs_time(path: Path, rows: list[dict], max_diff: float) -> None:
+def plot_dose_vs_time(rows: list[dict], max_diff: float):
     """Dose of each movie in acquisition order, with the reference (median) and limits as
     they were when each movie was decided."""
     order = _decided(rows)
-    fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
+    fig, ax = new_figure(figsize=(9, 4), constrained_layout=True)
     if order:
         x = np.array([i for i, _ in order])
         for status, colour in COLOURS.items():
@@ -42,15 +37,13 @@ def plot_dose_vs_time(path: Path, rows: list[dict], max_diff: float) -> None:
     ax.set_xlabel("movie (acquisition order)" + (f"; orange lines: {len(failed)} failed" if failed else ""))
     ax.set_ylabel("dose per frame (e/Å²)")
     ax.set_title("Dose per movie")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_dose_difference(path: Path, rows: list[dict], max_diff: float) -> None:
+def plot_dose_difference(rows: list[dict], max_diff: float):
     """Percent difference of each movie from its reference, with the ±limits."""
     order = [(i, r) for i, r in _decided(rows) if r.get("diff_percent") is not None]
-    fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
+    fig, ax = new_figure(figsize=(9, 4), constrained_layout=True)
     for status, colour in COLOURS.items():
         sel = [(i, r["diff_percent"]) for i, r in order if r["status"] == status]
         if sel:
@@ -63,6 +56,4 @@ def plot_dose_difference(path: Path, rows: list[dict], max_diff: float) -> None:
     ax.set_title("Dose difference")
     if order:
         ax.legend(loc="best", fontsize=8)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    return fig

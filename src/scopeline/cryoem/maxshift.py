@@ -261,6 +261,26 @@ def pixel_size_warnings(records: Sequence[dict], pixel_size: float | None) -> li
             f"({', '.join(f'{v:g}' for v in differing)} Å)"]
 
 
+def reader_warnings(records: Sequence[dict]) -> list[str]:
+    """One line per distinct reader warning (e.g. motion STARs missing), with the movies."""
+    by_warning: dict[str, list[str]] = {}
+    for r in records:
+        if r.get("warning"):
+            by_warning.setdefault(r["warning"], []).append(str(r.get("micrograph") or r["movie"]))
+    return [f"{len(names)} movie(s): {text}: " + ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+            for text, names in by_warning.items()]
+
+
+def reader_warnings(records: Sequence[dict]) -> list[str]:
+    """One line per distinct reader warning (e.g. motion STARs missing), with the movies."""
+    by_warning: dict[str, list[str]] = {}
+    for r in records:
+        if r.get("warning"):
+            by_warning.setdefault(r["warning"], []).append(str(r.get("micrograph") or r["movie"]))
+    return [f"{len(names)} movie(s): {text}: " + ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+            for text, names in by_warning.items()]
+
+
 def _median(values) -> float | None:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.median(vals)) if vals else None
@@ -284,5 +304,5 @@ def __getattr__(name):  # the orchestration, for code that imported it from here
 __all__ = [
     "MaxShiftParams", "frame_steps", "max_frame_shift", "total_path", "early_late_motion",
     "criteria", "reject", "measure_trajectory", "decide", "normalized_name", "link_micrographs",
-    "pixel_size_warnings", "MEASUREMENT_FIELDS",
+    "pixel_size_warnings", "reader_warnings", "MEASUREMENT_FIELDS",
 ]

@@ -1,4 +1,6 @@
-"""Figures and HTML report of ``scopeline maxshift`` (matplotlib, Agg backend)."""
+"""Figures and HTML report of ``scopeline maxshift``: figure functions return a
+:class:`matplotlib.figure.Figure` (no pyplot, no global state); :func:`write_plots_and_report`
+writes them."""
 
 from __future__ import annotations
 
@@ -8,26 +10,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..io.atomic import atomic_path
-from ..report import write_html_report
+from ..io.atomic import make_dirs
+from ..present.figures import new_figure, save_figure
+from ..present.report import write_html_report
 
 PER_PAGE = 16  # trajectories per figure (4 x 4)
 COLORS = {"accepted": "#2a7", "discarded": "#c33"}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    _pyplot().close(fig)
 
 
 def sample_evenly(items: Sequence, n: int) -> list:
@@ -40,13 +28,12 @@ def sample_evenly(items: Sequence, n: int) -> list:
     return [items[i] for i in idx]
 
 
-def plot_trajectory_page(path: Path, records: Sequence[dict], title: str) -> None:
+def plot_trajectory_page(records: Sequence[dict], title: str):
     """Up to 16 trajectories (Å, relative to the first frame), start marked, one per panel."""
-    plt = _pyplot()
     n = len(records)
     cols = min(4, n)
     rows_ = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows_, cols, figsize=(3.2 * cols, 3.2 * rows_ + 0.4), squeeze=False)
+    fig, axes = new_figure(rows_, cols, figsize=(3.2 * cols, 3.2 * rows_ + 0.4), squeeze=False)
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, rec in zip(axes.flat, records):
@@ -70,7 +57,7 @@ def plot_trajectory_page(path: Path, records: Sequence[dict], title: str) -> Non
                 fontsize=6, transform=ax.transAxes, va="bottom")
     fig.suptitle(title + " (x, y in Å; black dot = first frame, colour = frame)", fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
 def plot_trajectories(folder: Path, records: Sequence[dict], n_accepted: int = 16) -> list[Path]:
@@ -78,19 +65,20 @@ def plot_trajectories(folder: Path, records: Sequence[dict], n_accepted: int = 1
 
     Old pages not rewritten this time are removed so the folder always matches the records.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     discarded = [r for r in records if r["status"] == "discarded"]
     accepted = sample_evenly([r for r in records if r["status"] == "accepted"], n_accepted)
     written: list[Path] = []
     for page, start in enumerate(range(0, len(discarded), PER_PAGE), start=1):
         chunk = discarded[start:start + PER_PAGE]
         path = folder / f"discarded_{page:03d}.png"
-        plot_trajectory_page(path, chunk, f"Discarded movies {start + 1}-{start + len(chunk)} of {len(discarded)}")
+        save_figure(plot_trajectory_page(chunk, f"Discarded movies {start + 1}-{start + len(chunk)} of {len(discarded)}"),
+                    path, dpi=90)
         written.append(path)
     for page, start in enumerate(range(0, len(accepted), PER_PAGE), start=1):
         chunk = accepted[start:start + PER_PAGE]
         path = folder / f"accepted_sample_{page:03d}.png"
-        plot_trajectory_page(path, chunk, f"Sample of accepted movies ({len(chunk)})")
+        save_figure(plot_trajectory_page(chunk, f"Sample of accepted movies ({len(chunk)})"), path, dpi=90)
         written.append(path)
     for old in folder.glob("*.png"):
         if old not in written:
@@ -107,16 +95,15 @@ def bins_with_edge_at(values: Sequence[float], edge: float, n_bins: int) -> np.n
     return edge + width * np.arange(first, max(last, first + 1) + 1)
 
 
-def plot_histograms(path: Path, records: Sequence[dict], max_frame_shift: float, max_movie_shift: float,
-                    max_early_shift: float | None = None) -> None:
+def plot_histograms(records: Sequence[dict], max_frame_shift: float, max_movie_shift: float,
+                    max_early_shift: float | None = None):
     """Histograms of the largest frame step, total path (and early motion) with the limits."""
-    plt = _pyplot()
     panels = [("max_frame_shift_A", "largest step between frames (Å)", max_frame_shift),
               ("total_path_A", "total path (Å)", max_movie_shift)]
     if max_early_shift is not None:
         panels.append(("early_A", "early motion (Å)", max_early_shift))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6))
-    for ax, (field, label, limit) in zip(np.atleast_1d(axes), panels):
+    fig, axes = new_figure(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    for ax, (field, label, limit) in zip(axes[0], panels):
         groups = {s: [r[field] for r in records if r["status"] == s and r.get(field) is not None]
                   for s in ("accepted", "discarded")}
         values = groups["accepted"] + groups["discarded"]
@@ -132,7 +119,7 @@ def plot_histograms(path: Path, records: Sequence[dict], max_frame_shift: float,
         ax.set_xlabel(label)
         ax.set_ylabel("movies")
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
 def write_plots_and_report(out_dir: Path, records: Sequence[dict], params, summary: dict,
@@ -140,8 +127,8 @@ def write_plots_and_report(out_dir: Path, records: Sequence[dict], params, summa
     """histograms.png, trajectories/*.png and report.html of a run."""
     import pandas as pd
 
-    plot_histograms(out_dir / "histograms.png", records, params.max_frame_shift,
-                    params.max_movie_shift, params.max_early_shift)
+    save_figure(plot_histograms(records, params.max_frame_shift, params.max_movie_shift,
+                                params.max_early_shift), out_dir / "histograms.png", dpi=90)
     pages = plot_trajectories(out_dir / "trajectories", records, params.accepted_plots)
     columns = ["movie", "max_frame_shift_A", "total_path_A", "early_A", "rejected_by", "error"]
     tables = {

@@ -44,6 +44,7 @@ from .maxshift import (
     link_micrographs,
     measure_trajectory,
     pixel_size_warnings,
+    reader_warnings,
 )
 
 MOTION_COLUMNS = [
@@ -102,7 +103,8 @@ def measure_item(key: str, meta: dict, params: MaxShiftParams) -> dict:
         traj = load_trajectory(meta, params.use_accumulated_motion)
         record.update(movie=traj.movie, source=traj.source, metadata=traj.metadata,
                       micrograph=traj.micrograph or record["micrograph"],
-                      micrograph_nodw=traj.micrograph_nodw, file_pixel_size=traj.pixel_size)
+                      micrograph_nodw=traj.micrograph_nodw, file_pixel_size=traj.pixel_size,
+                      warning=traj.warning)
         measures = measure_trajectory(traj, params.early_dose, params.pixel_size, params.dose_per_frame)
     except Exception as exc:  # noqa: BLE001 - every problem becomes the item's error
         record.update(status="failed", error=describe(exc, meta.get("path", key)))
@@ -177,7 +179,8 @@ def _motion_files(folder: Path) -> list[Path]:
 
 def expand_inputs(inputs: Sequence[str | Path], min_age: float = 0.0, strict: bool = True) -> list[Path]:
     """Files named by ``inputs``: files, globs, folders (see :func:`_motion_files`)."""
-    return [p for p in expand_paths(inputs, folder=_motion_files, min_age=min_age, strict=strict,
+    return [p for p in expand_paths(inputs, (".star", "-Full.log"), folder=_motion_files, min_age=min_age,
+                                    strict=strict, what="motion files", allow_empty=not strict,
                                     hint="give motion STARs, corrected_micrographs.star, *-Full.log, CSV or .sqlite")
             if p.is_file()]
 
@@ -257,7 +260,7 @@ class MaxShiftOutputs(ToolOutputs):
     def write(self, rows: list[dict], records: list[dict], closed: bool = False) -> dict:
         p, out = self.params, self.out_dir
         mic_records, mic_counts, warnings, optics = self._micrographs(rows)
-        warnings += pixel_size_warnings(rows, p.pixel_size)
+        warnings += pixel_size_warnings(rows, p.pixel_size) + reader_warnings(rows)
         write_table(out / "motion.csv", rows, MOTION_COLUMNS)
         movie_optics, groups = optics, None
         if optics is None:  # RELION 3.1+ needs one: the movies' pixel size is the shifts'

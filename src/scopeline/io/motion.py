@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .sets import resolve_relion_path
-from .sets import read_scipion_set
-from .star import read_star
+from .sets import read_scipion_set, resolve_relion_path, scipion_filename
+from .star import quote_star_value, read_star, split_star_line
 
 #: RELION marks frames outside the aligned range (``--first_frame``) with this shift.
 NOT_OBSERVED = -9999.0
@@ -54,7 +53,8 @@ class Trajectory:
     ``shifts_px`` is (n, 2) x/y in pixels of size ``pixel_size`` (Å); ``frame_numbers`` are
     the 1-based frame numbers of those rows (RELION can skip leading frames). When the source
     holds only RELION's accumulated motion, ``shifts_px`` is empty and ``accumulated_px`` is
-    ``(total, early, late)`` in pixels.
+    ``(total, early, late)`` in pixels. ``warning`` says how the reader had to make do (e.g.
+    accumulated motion because the motion STAR is missing), for the run's warnings.
     """
 
     movie: str
@@ -70,6 +70,7 @@ class Trajectory:
     frame_numbers: np.ndarray | None = None
     accumulated_px: tuple[float, float, float] | None = None
     metadata: str | None = None
+    warning: str | None = None
 
     def __post_init__(self) -> None:
         self.shifts_px = np.asarray(self.shifts_px, dtype=float).reshape(-1, 2)
@@ -116,7 +117,7 @@ def _check_shifts(path, shifts: np.ndarray, frames: np.ndarray) -> None:
 def _unquote(text: str) -> str:
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        return text[1:-1]
+        return split_star_line(text)[0]
     return text
 
 
@@ -169,6 +170,40 @@ def _parse_loop(body: str) -> tuple[list[str], list[list[str]]]:
 # --------------------------------------------------------------------------- RELION motion STAR
 
 
+TRUNCATED_FIX = "the file is cut short (copy or disk problem): copy it again or re-run motion correction"
+
+
+def _check_complete(path, text: str, body: str, labels: list[str], rows: list[list[str]],
+                    general: dict, iframe: int | None) -> None:
+    """Raise when the ``data_global_shift`` loop was cut: a row with fewer values than labels,
+    fewer rows than ``rlnImageSizeZ`` frames (RELION writes one row per frame, unobserved ones
+    as -9999), frame numbers beyond it, or a file ending inside the last row (its last value
+    may be cut short yet still parse as a number)."""
+    short = next((k for k, r in enumerate(rows) if len(r) != len(labels)), None)
+    if short is not None:
+        raise InputError(path, f"data_global_shift row {short + 1} has {len(rows[short])} value(s) "
+                         f"for {len(labels)} labels", TRUNCATED_FIX)
+    n_declared = general.get("rlnImageSizeZ")
+    try:
+        n_declared = int(float(n_declared)) if n_declared not in (None, "") else None
+    except ValueError:
+        n_declared = None
+    if n_declared is not None and n_declared > 0:
+        last = len(rows)
+        if iframe is not None:  # rows may start after frame 1 (files not written by RELION)
+            try:
+                last = max(int(float(r[iframe])) for r in rows)
+            except ValueError:
+                return  # reported as a malformed row by the caller
+        if last < n_declared:
+            raise InputError(path, f"data_global_shift has {len(rows)} frame(s) (up to frame {last}) "
+                             f"where rlnImageSizeZ declares {n_declared}", TRUNCATED_FIX)
+        if last > n_declared:
+            raise InputError(path, f"frame number {last} beyond rlnImageSizeZ {n_declared}")
+    if text.endswith(body) and not body.rstrip(" \t").endswith(("\n", "\r")):
+        raise InputError(path, "the file ends inside the last data_global_shift row", TRUNCATED_FIX)
+
+
 def parse_relion_motion_star(text: str, path: str | Path) -> Trajectory:
     """A RELION per-movie motion STAR's text -> :class:`Trajectory` (``path`` names errors)."""
     blocks = _split_blocks(text)
@@ -183,6 +218,7 @@ def parse_relion_motion_star(text: str, path: str | Path) -> Trajectory:
     iframe = labels.index(FRAME_NUMBER) if FRAME_NUMBER in labels else None
     if not rows:
         raise InputError(path, "data_global_shift has no rows")
+    _check_complete(path, text, blocks["global_shift"], labels, rows, general, iframe)
     try:
         table = np.array(
             [[float(r[iframe]) if iframe is not None else k + 1, float(r[ix]), float(r[iy])]
@@ -230,7 +266,7 @@ def format_relion_motion_star(traj: Trajectory, image_size: tuple[int, int] = (4
     general = {
         "rlnImageSizeX": image_size[0], "rlnImageSizeY": image_size[1],
         "rlnImageSizeZ": int(traj.frame_numbers[-1]) if traj.n_frames else 0,
-        "rlnMicrographMovieName": f'"{traj.movie}"' if any(c.isspace() for c in traj.movie) else traj.movie,
+        "rlnMicrographMovieName": quote_star_value(traj.movie),
         "rlnMicrographBinning": f"{traj.binning:.6f}",
     }
     if traj.pixel_size:
@@ -296,7 +332,10 @@ def trajectory_from_micrograph_row(row: dict, table_path: str | Path, optics: di
 
     Follows ``rlnMicrographMetadata`` (relative to the project folder) to the motion STAR;
     without that column (or with ``use_accumulated``) uses ``rlnAccumMotionTotal/Early/Late``.
-    A metadata STAR that does not exist is an error, not a silent fallback.
+    When the motion STAR does not exist (a job copied without its ``Movies/*.star``, or run
+    from another folder) the accumulated motion is used too, with the trajectory's
+    ``warning`` set (``metadata`` keeps the missing name); without accumulated motion it is an
+    error.
     """
     optics = optics or {}
     table_path = Path(table_path)
@@ -304,32 +343,52 @@ def trajectory_from_micrograph_row(row: dict, table_path: str | Path, optics: di
     nodw = _str_or_none(row.get("rlnMicrographNameNoDW"))
     metadata = _str_or_none(row.get("rlnMicrographMetadata"))
     where = f"{table_path} ({micrograph})"
+    missing = None
     if metadata and not use_accumulated:
         resolved = resolve_relion_path(metadata, table_path)
-        if not resolved.is_file():
-            raise InputError(where, f"rlnMicrographMetadata {metadata} does not exist",
-                             "run from the RELION project folder, or use the accumulated motion")
-        traj = read_relion_motion_star(resolved)
-        if traj.pixel_size is None:
-            traj.pixel_size = _positive(optics.get("rlnMicrographOriginalPixelSize"))
-    else:
-        if row.get("rlnAccumMotionTotal") in (None, ""):
-            raise InputError(where, "neither rlnMicrographMetadata nor rlnAccumMotionTotal given")
-        values = tuple(_float(row.get(label), float("nan")) for label in ACCUM_LABELS)
-        if not math.isfinite(values[0]):
-            raise InputError(where, "rlnAccumMotionTotal is not a number")
-        traj = Trajectory(
-            movie=_str_or_none(row.get("rlnMicrographMovieName")) or micrograph or where,
-            shifts_px=np.empty((0, 2)),
-            pixel_size=_positive(optics.get("rlnMicrographOriginalPixelSize")),
-            source="relion_accumulated_motion",
-            accumulated_px=values,
-        )
+        if resolved.is_file():
+            traj = read_relion_motion_star(resolved)
+            if traj.pixel_size is None:
+                traj.pixel_size = _positive(optics.get("rlnMicrographOriginalPixelSize"))
+        elif row.get("rlnAccumMotionTotal") in (None, ""):
+            raise InputError(where, f"rlnMicrographMetadata {metadata} does not exist and the row has "
+                             "no rlnAccumMotionTotal", MISSING_MOTION_FIX)
+        else:
+            missing = metadata
+    if not (metadata and not use_accumulated) or missing:
+        traj = _accumulated_trajectory(row, where, micrograph, optics)
+        if missing:
+            traj.warning = MISSING_MOTION_WARNING
     traj.micrograph, traj.micrograph_nodw = micrograph, nodw
     traj.row = dict(row)
     if not traj.source.startswith("relion_accumulated"):
         traj.source = "relion_corrected_micrographs"
     return traj
+
+
+MISSING_MOTION_FIX = ("run from the RELION project folder (the one holding MotionCorr/), or copy the "
+                      "job with its Movies/*.star motion files")
+MISSING_MOTION_WARNING = (
+    "motion STAR (rlnMicrographMetadata) missing: used RELION's accumulated motion "
+    "(rlnAccumMotionTotal/Early/Late); rules that need the largest frame step (--rejection "
+    "frame, and, or) cannot decide these movies unless their whole path is below "
+    "--max-frame-shift (use --rejection movie, or " + MISSING_MOTION_FIX + ")")
+
+
+def _accumulated_trajectory(row: dict, where: str, micrograph: str | None, optics: dict) -> Trajectory:
+    """A trajectory holding only RELION's accumulated motion (pixels) of a micrographs row."""
+    if row.get("rlnAccumMotionTotal") in (None, ""):
+        raise InputError(where, "neither rlnMicrographMetadata nor rlnAccumMotionTotal given")
+    values = tuple(_float(row.get(label), float("nan")) for label in ACCUM_LABELS)
+    if not math.isfinite(values[0]):
+        raise InputError(where, "rlnAccumMotionTotal is not a number")
+    return Trajectory(
+        movie=_str_or_none(row.get("rlnMicrographMovieName")) or micrograph or where,
+        shifts_px=np.empty((0, 2)),
+        pixel_size=_positive(optics.get("rlnMicrographOriginalPixelSize")),
+        source="relion_accumulated_motion",
+        accumulated_px=values,
+    )
 
 
 def _str_or_none(value) -> str | None:
@@ -455,9 +514,12 @@ def read_scipion_movies(path: str | Path) -> list[tuple[str, Trajectory | InputE
     set_dose = _positive(props.get("_acquisition._dosePerFrame"))
     set_pre = _float(props.get("_acquisition._doseInitial"), 0.0)
     out: list[tuple[str, Trajectory | InputError]] = []
-    for obj in objects.to_dict("records"):
-        movie = str(obj["_filename"])
+    for k, obj in enumerate(objects.to_dict("records")):
+        movie, problem = scipion_filename(obj)
         where = f"{path} (movie {movie})"
+        if problem:
+            out.append((movie or f"{path}::row {k + 1}", InputError(path, problem)))
+            continue
         try:
             try:
                 xs, ys = _csv_floats(obj["_alignment._xshifts"]), _csv_floats(obj["_alignment._yshifts"])

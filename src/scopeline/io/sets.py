@@ -119,13 +119,45 @@ def read_scipion_set(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
     finally:
         con.close()
     objects = objects.rename(columns={c: mapping[c] for c in objects.columns if c in mapping})
-    if "enabled" in objects.columns:
-        objects = objects[objects["enabled"].astype(int) == 1]
+    if "enabled" in objects.columns:  # NULL (a row being written) counts as enabled
+        enabled = pd.to_numeric(objects["enabled"], errors="coerce").fillna(1)
+        objects = objects[enabled.astype(int) == 1]
     return objects.reset_index(drop=True), properties
 
 
+def _row_id(obj: dict, default="?"):
+    """A Scipion row's id (the ``id`` column, named ``self`` by the Classes table)."""
+    for name in ("id", "self"):
+        if obj.get(name) is not None:
+            return obj[name]
+    return default
+
+
+def scipion_filename(obj: dict) -> tuple[str, str | None]:
+    """``(file name, problem)`` of one Scipion set row: a row written while Scipion was still
+    streaming can hold no name (NULL) or a name of NUL bytes; such a row gets a problem (the
+    item is then recorded as failed) instead of stopping the run."""
+    value = obj.get("_filename")
+    where = f"row id {_row_id(obj)}"
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if value is None or (isinstance(value, float) and value != value):
+        return "", f"{where}: no file name (_filename is NULL; set written while streaming?)"
+    text = str(value)
+    if "\x00" in text:
+        shown = text.replace("\x00", "")
+        return shown, (f"{where}: file name contains {text.count(chr(0))} NUL byte(s)"
+                       + (f" ({shown!r} without them)" if shown else "") + "; set written while streaming?")
+    if not text.strip():
+        return "", f"{where}: empty file name"
+    return text, None
+
+
 def items_from_scipion(path: str | Path) -> ItemSet:
-    """Movies or micrographs of a Scipion set, with sampling rate and dose per frame."""
+    """Movies or micrographs of a Scipion set, with sampling rate and dose per frame.
+
+    A row without a usable file name (see :func:`scipion_filename`) becomes an item with
+    ``meta["error"]``, which :func:`scopeline.stream.run_stream` records as failed."""
     path = Path(path)
     objects, props = read_scipion_set(path)
     if "_filename" not in objects.columns:
@@ -133,13 +165,19 @@ def items_from_scipion(path: str | Path) -> ItemSet:
     set_pixel = _float_or_none(props.get("_samplingRate"))
     set_dose = _float_or_none(props.get("_acquisition._dosePerFrame"))
     items = []
-    for _, obj in objects.iterrows():
-        filename = str(obj["_filename"])
+    for obj in objects.to_dict("records"):
+        filename, problem = scipion_filename(obj)
         pixel_size = _float_or_none(obj.get("_samplingRate")) or set_pixel
         dose = _float_or_none(obj.get("_acquisition._dosePerFrame")) or set_dose
+        meta = {"pixel_size": pixel_size, "dose_per_frame": dose, "scipion": obj}
+        if problem:
+            items.append(Item(key=f"{path.resolve()}::id {_row_id(obj, len(items))}",
+                              row={MOVIE_LABEL: filename},
+                              meta={**meta, "error": f"{path}: {problem}",
+                                    "record": {"movie": filename}}))
+            continue
         items.append(Item(key=str(resolve_relion_path(filename, path)), row={MOVIE_LABEL: filename},
-                          meta={"pixel_size": pixel_size, "dose_per_frame": dose,
-                                "scipion": obj.to_dict()}))
+                          meta=meta))
     return ItemSet(items=items, sources=[str(path)])
 
 
@@ -162,28 +200,53 @@ def items_from_paths(paths: Sequence[Path], min_age: float = 0.0) -> list[Item]:
     ]
 
 
+def require_matches(source: str | Path, n_found: int, what: str, extensions: Sequence[str] = (),
+                    allow_empty: bool = False) -> None:
+    """Stop with one line when an input names nothing: an empty folder, a glob matching no
+    file, a STAR or Scipion set without rows (``what`` says what was looked for). Every
+    input expander calls it for each input, with ``allow_empty`` when watching (files may
+    still arrive)."""
+    if n_found or allow_empty:
+        return
+    path = Path(str(source))
+    if path.is_dir():
+        kinds = f" ({', '.join(extensions)})" if extensions else ""
+        raise InputError(source, f"folder holds no {what}{kinds}",
+                         "give the folder that holds them, a glob, or --watch to wait for them")
+    if path.is_file():
+        raise InputError(source, f"lists no {what}", "give a set that lists some")
+    raise InputError(source, f"pattern matches no {what}",
+                     "check the pattern (quote it so the shell does not expand it), or --watch to wait")
+
+
 def movie_set(inputs: Sequence[str | Path], extensions: Sequence[str] = MOVIE_EXTENSIONS,
-              min_age: float = 0.0, label: str = MOVIE_LABEL) -> ItemSet:
+              min_age: float = 0.0, label: str = MOVIE_LABEL, allow_empty: bool = False) -> ItemSet:
     """All items named by ``inputs`` (files, globs, folders, .star, .sqlite), in order,
-    each once. ``min_age`` skips files modified in the last seconds (still being written)."""
+    each once. ``min_age`` skips files modified in the last seconds (still being written).
+    An input naming nothing (empty folder, glob without match, set without rows) raises
+    :class:`InputError` unless ``allow_empty`` (watching: files may still arrive)."""
     items: list[Item] = []
     optics = None
     block = "movies"
+    what = "micrographs" if label == MICROGRAPH_LABEL else "movies"
     for raw in inputs:
         text = str(raw)
         path = Path(text)
         if path.suffix == ".star" and path.is_file():
             sub = items_from_star(path, label=label)
+            require_matches(text, len(sub.items), what, allow_empty=allow_empty)
             items += sub.items
             optics = sub.optics if optics is None else optics
             block = sub.block
         elif path.suffix == ".sqlite" and path.is_file():
-            items += items_from_scipion(path).items
+            sub = items_from_scipion(path)
+            require_matches(text, len(sub.items), what, allow_empty=allow_empty)
+            items += sub.items
         elif path.exists() and not path.is_dir() and path.suffix.lower() not in extensions:
             raise InputError(path, f"unknown movie format '{path.suffix}'",
                              "give " + ", ".join(extensions) + " files, a folder, a STAR or a .sqlite")
         else:
-            for found in expand_inputs([text], extensions, min_age=min_age,
+            for found in expand_inputs([text], extensions, min_age=min_age, what=what, allow_empty=allow_empty,
                                        hint="give existing movie files, a folder, a glob, a STAR or a Scipion .sqlite"):
                 items += items_from_paths([found], 0.0)
     unique = list({it.key: it for it in items}.values())
@@ -199,7 +262,8 @@ def _age(path: Path, now: float) -> float:
 
 def expand_inputs(inputs: Sequence[str | Path], extensions: Sequence[str] | None = None, *,
                   folder: Callable[[Path], list[Path]] | None = None, min_age: float = 0.0,
-                  strict: bool = True, hint: str = "give existing files, a folder or a glob") -> list[Path]:
+                  strict: bool = True, hint: str = "give existing files, a folder or a glob",
+                  what: str = "files", allow_empty: bool = False) -> list[Path]:
     """The files named by ``inputs`` (paths, folders, globs), in order, each once.
 
     The one input expander of the cryo-EM tools.
@@ -220,6 +284,11 @@ def expand_inputs(inputs: Sequence[str | Path], extensions: Sequence[str] | None
         Raise for an input that does not exist and is no glob (else it is skipped).
     hint : str
         The fix given with that error.
+    what : str
+        What the inputs should hold, for the error when a folder or glob names nothing.
+    allow_empty : bool
+        Accept an empty folder or a glob matching nothing (watching: files may still
+        arrive); else :func:`require_matches` stops with one line.
 
     Returns
     -------
@@ -238,11 +307,13 @@ def expand_inputs(inputs: Sequence[str | Path], extensions: Sequence[str] | None
                 found = sorted((p for p in path.iterdir() if not p.name.startswith(".")
                                 and (extensions is None or p.suffix.lower() in extensions)),
                                key=lambda p: natural_key(p.name))
+            require_matches(text, len(found), what, extensions or (), allow_empty)
             files += [p for p in found if min_age <= 0 or _age(p, now) >= min_age]
         elif path.exists():
             files.append(path)
         elif glob.has_magic(text):
             found = sorted((Path(p) for p in glob.glob(text, recursive=True)), key=lambda p: natural_key(str(p)))
+            require_matches(text, len(found), what, allow_empty=allow_empty)
             files += [p for p in found if min_age <= 0 or _age(p, now) >= min_age]
         elif strict:
             raise InputError(text, "input not found", hint)
@@ -252,5 +323,5 @@ def expand_inputs(inputs: Sequence[str | Path], extensions: Sequence[str] | None
     return list(unique.values())
 
 
-__all__ = ["expand_inputs", "ItemSet", "resolve_relion_path", "movie_set", "items_from_star", "items_from_scipion", "read_scipion_set",
+__all__ = ["expand_inputs", "ItemSet", "resolve_relion_path", "movie_set", "require_matches", "scipion_filename", "items_from_star", "items_from_scipion", "read_scipion_set",
            "natural_key", "MOVIE_EXTENSIONS", "MOVIE_LABEL", "MICROGRAPH_LABEL"]

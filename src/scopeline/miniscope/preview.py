@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_path, write_json
+from ..io.atomic import write_json
+from ..present.figures import save_figure
 from . import report
 from .fieldcrop import detect_field
 from .filters import preprocess_frames
@@ -64,9 +65,5 @@ def preview(input_dir: str | Path, params: MiniscopeParams | None = None, n_fram
         for name, fig in (("motion", report.motion_figure(shifts, index, index[dropped])),
                           ("frames", report.frames_figure(raw[kept].mean(axis=0), pre.mean(axis=0),
                                                           ("raw mean", "preprocessed mean")))):
-            with atomic_path(folder / f"{name}.png") as tmp:
-                fig.savefig(tmp, dpi=100, bbox_inches="tight")
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+            save_figure(fig, folder / f"{name}.png", dpi=100, bbox_inches="tight")
     return stats

@@ -1,75 +1,23 @@
-"""Miniscope report: one HTML page per step (OUT/report/<step>.html) and an index
-(OUT/report.html), plus the figures of steps 1-4."""
+"""Miniscope report: the figures of steps 1-4, and the page writers of the one report module
+(:mod:`scopeline.present.report`: ``OUT/report/<step>.html`` per step and the index
+``OUT/report.html``). Figure functions return a :class:`matplotlib.figure.Figure` (see
+:mod:`scopeline.present.figures`); they change no global matplotlib state."""
 
 from __future__ import annotations
 
-import html
-import json
-from pathlib import Path
-
 import numpy as np
 
-from ..io.atomic import write_text
+from ..present.figures import new_figure
+from ..present.report import write_index, write_step_page
 
-_STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-          "img{max-width:100%;border:1px solid #ccc}table{border-collapse:collapse}"
-          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}pre{background:#f4f4f4;padding:8px}")
-
-
-def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>{body}</body></html>\n")
-
-
-def _table(summary: dict) -> str:
-    rows = []
-    for key, value in summary.items():
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        if len(text) > 300:
-            text = text[:300] + " ..."
-        rows.append(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(text)}</td></tr>")
-    return "<table>" + "".join(rows) + "</table>"
-
-
-def write_step_page(out_dir: Path, step: str, title: str, summary: dict, figures: list, params: dict) -> Path:
-    """OUT/report/<step>.html with the step's summary, figures and parameters."""
-    body = [f"<p><a href='../report.html'>index</a></p><h1>{html.escape(title)}</h1>", _table(summary)]
-    for png, caption in figures:
-        body.append(f"<figure><img src='{html.escape(png)}'><figcaption>{html.escape(caption)}"
-                    "</figcaption></figure>")
-    body.append("<h2>Parameters</h2><pre>" + html.escape(json.dumps(params, indent=2)) + "</pre>")
-    path = Path(out_dir) / "report" / f"{step}.html"
-    write_text(path, _page(f"{step} - scopeline miniscope", "\n".join(body)))
-    return path
-
-
-def write_index(out_dir: Path, step_names: list[str]) -> Path:
-    """OUT/report.html linking the page of every completed step."""
-    out_dir = Path(out_dir)
-    items = []
-    for name in step_names:
-        marker = out_dir / "steps" / name / "complete.json"
-        if marker.exists():
-            info = json.loads(marker.read_text())
-            items.append(f"<li><a href='report/{name}.html'>{name}</a> ({info.get('seconds', 0):.1f} s, "
-                         f"{html.escape(info.get('finished', ''))})</li>")
-        else:
-            items.append(f"<li>{name}: not run</li>")
-    body = "<h1>scopeline miniscope report</h1><ol>" + "".join(items) + "</ol>"
-    path = out_dir / "report.html"
-    write_text(path, _page("scopeline miniscope report", body))
-    return path
+__all__ = ["write_step_page", "write_index", "frames_figure", "motion_figure", "line_split_figure",
+           "variance_figure", "components_figure"]
 
 
 # -- figures ---------------------------------------------------------------------------
 
 def _figure(*shape, size=(10, 4)):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(*shape, figsize=size, squeeze=False)
+    return new_figure(*shape, figsize=size, squeeze=False)
 
 
 def frames_figure(before: np.ndarray, after: np.ndarray, titles=("before", "after")):

@@ -55,7 +55,7 @@ from scopeline.io.atomic import atomic_path, write_json
 from scopeline.io.coords import read_coordinates, write_coordinates
 from scopeline.outputs import default_optics, write_status_sets, write_table
 from scopeline.parallel import validate_workers
-from scopeline.report import write_html_report
+from scopeline.present.report import write_html_report
 from scopeline.stream import Item, StreamOptions
 from scopeline.tools import ToolOutputs, ToolSpec, open_run, run_tool
 
@@ -119,11 +119,13 @@ def clean_one(item: Item, model, params: CleanParams, out_dir: Path, thumbnail: 
             save_mask(out_dir / "masks" / f"{meta['stem']}.mrc", prob, image.shape, pixel_size)
         if thumbnail:
             from scopeline.cryoem.cleaner.plots import thumbnail as draw_thumbnail
+            from scopeline.present.figures import save_figure
 
             kept = decide_micrograph(record, params)["kept"]
             sx, sy = image.shape[1] / prob.shape[1], image.shape[0] / prob.shape[0]
-            draw_thumbnail(out_dir / "thumbnails" / f"{meta['stem']}.png", small, prob, (x[inside] + 0.5) / sx - 0.5,
-                           (y[inside] + 0.5) / sy - 0.5, kept[inside], box / sx, record["micrograph"])
+            save_figure(draw_thumbnail(small, prob, (x[inside] + 0.5) / sx - 0.5, (y[inside] + 0.5) / sy - 0.5,
+                                       kept[inside], box / sx, record["micrograph"]),
+                        out_dir / "thumbnails" / f"{meta['stem']}.png", dpi=80)
     except Exception as exc:  # noqa: BLE001 - every problem becomes this micrograph's error
         record.update(status="failed", error=describe(exc, meta["micrograph"] or meta["coords"]))
     record["seconds"] = round(time.monotonic() - start, 3)
@@ -246,9 +248,9 @@ class CleanOutputs(ToolOutputs):
 
     def report(self, rows: list[dict], scores: np.ndarray, summary: dict) -> None:
         from scopeline.cryoem.cleaner.plots import score_histogram
+        from scopeline.present.figures import save_figure
 
-        histogram = self.out / "score_histogram.png"
-        score_histogram(histogram, scores, self.params.threshold)
+        histogram = save_figure(score_histogram(scores, self.params.threshold), self.out / "score_histogram.png")
         thumbs = sorted((self.out / "thumbnails").glob("*.png"))
         warnings = [f"{r['micrograph']}: {r['warning']}" for r in rows if r.get("warning")]
         warnings += [r["error"] for r in rows if r.get("error")]
@@ -313,7 +315,7 @@ def run_clean(
     thumbnails_left = [params.thumbnails]
 
     def poll() -> list[Item]:
-        items = find_items(micrographs, coords, other_micrographs, min_age)
+        items = find_items(micrographs, coords, other_micrographs, min_age, allow_empty=stream.watch)
         # while watching, an item still missing its partner file may get it later
         return [it for it in items if not (stream.watch and it.meta["problem"])]
 
@@ -337,7 +339,8 @@ def run_clean(
         # files that never found their partner are failures, not silence
         done = {r["key"] for r in records}
         late = [measure_item(it, params, str(out), False)
-                for it in find_items(micrographs, coords, other_micrographs) if it.meta["problem"] and it.key not in done]
+                for it in find_items(micrographs, coords, other_micrographs, allow_empty=True)
+                if it.meta["problem"] and it.key not in done]
         journal.append(late)
         return records + late
 

@@ -46,19 +46,21 @@ def header_pixel_size(path: str | Path) -> float | None:
         return None
 
 
-def _expand(inputs: Sequence[str | Path], extensions: Sequence[str], min_age: float = 0.0) -> list[Path]:
-    """Files named by paths, folders or globs, with one of ``extensions``; missing -> error."""
-    return expand_inputs(inputs, extensions, min_age=min_age)
+def _expand(inputs: Sequence[str | Path], extensions: Sequence[str], min_age: float = 0.0,
+            allow_empty: bool = False) -> list[Path]:
+    """Files named by paths, folders or globs, with one of ``extensions``; missing -> error,
+    an empty folder or a glob matching nothing too unless ``allow_empty`` (watching)."""
+    return expand_inputs(inputs, extensions, min_age=min_age, allow_empty=allow_empty)
 
 
-def coordinate_files(inputs: Sequence[str | Path], min_age: float = 0.0) -> list[Path]:
+def coordinate_files(inputs: Sequence[str | Path], min_age: float = 0.0, allow_empty: bool = False) -> list[Path]:
     """Coordinate files named by ``inputs``; a RELION index STAR (``autopick.star`` with
     ``rlnMicrographCoordinates``) stands for the per-micrograph files it lists."""
     from scopeline.io.sets import resolve_relion_path
     from scopeline.io.star import read_star
 
     files: list[Path] = []
-    for path in _expand(inputs, COORD_EXTENSIONS, min_age):
+    for path in _expand(inputs, COORD_EXTENSIONS, min_age, allow_empty):
         listed = None
         if path.suffix.lower() == ".star":
             try:
@@ -105,14 +107,18 @@ def match_items(micrographs: list[Path], coords: list[Path], others: list[Path] 
     return items
 
 
-def find_items(micrographs, coords, other_micrographs, min_age: float = 0.0) -> list[Item]:
+def find_items(micrographs, coords, other_micrographs, min_age: float = 0.0,
+               allow_empty: bool = False) -> list[Item]:
     """Items for the current contents of the inputs (polled again when watching); files
-    modified less than ``min_age`` seconds ago are taken as still being written."""
-    sets = movie_set(micrographs, MICROGRAPH_EXTENSIONS, min_age=min_age, label=MICROGRAPH_LABEL) if micrographs else None
+    modified less than ``min_age`` seconds ago are taken as still being written. An input
+    naming nothing is an error unless ``allow_empty`` (watching)."""
+    sets = (movie_set(micrographs, MICROGRAPH_EXTENSIONS, min_age=min_age, label=MICROGRAPH_LABEL,
+                      allow_empty=allow_empty) if micrographs else None)
     mics = [Path(it.key) for it in sets.items] if sets else []
     rows = {it.key: it.row for it in sets.items} if sets else {}
-    others = _settled(_expand(other_micrographs, MICROGRAPH_EXTENSIONS), min_age) if other_micrographs is not None else None
-    items = match_items(mics, _settled(coordinate_files(coords), min_age), others)
+    others = (_settled(_expand(other_micrographs, MICROGRAPH_EXTENSIONS, allow_empty=allow_empty), min_age)
+              if other_micrographs is not None else None)
+    items = match_items(mics, _settled(coordinate_files(coords, allow_empty=allow_empty), min_age), others)
     for it in items:  # the micrograph's input row (a STAR's), written back in the output sets
         mic = it.meta["micrograph"]
         row = rows.get(str(Path(mic).resolve())) if mic is not None else None

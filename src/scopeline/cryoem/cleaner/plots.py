@@ -1,23 +1,19 @@
-"""Figures of the cleaner: score histogram and micrograph / mask / picks thumbnails."""
+"""Figures of the cleaner: score histogram and micrograph / mask / picks thumbnails (each
+returns a :class:`matplotlib.figure.Figure`; write it with
+:func:`scopeline.present.figures.save_figure`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from scopeline.io.atomic import atomic_path  # noqa: E402
+from scopeline.present.figures import new_figure
 
 
-def score_histogram(path: str | Path, scores: np.ndarray, threshold: float) -> None:
+def score_histogram(scores: np.ndarray, threshold: float):
     """Histogram of good-region scores with the threshold marked."""
     scores = np.asarray(scores, float)
     scores = scores[np.isfinite(scores)]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = new_figure(figsize=(6, 3.5))
     ax.hist(scores, bins=np.linspace(0, 1, 51), color="#4878a8")
     if threshold >= 0:
         ax.axvline(threshold, color="#c03030", label=f"threshold {threshold:g}")
@@ -27,13 +23,10 @@ def score_histogram(path: str | Path, scores: np.ndarray, threshold: float) -> N
     ax.set_yscale("log" if len(scores) and np.ptp(np.histogram(scores, 50)[0]) > 100 else "linear")
     ax.set_title(f"{len(scores)} scored picks")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    return fig
 
 
 def thumbnail(
-    path: str | Path,
     image: np.ndarray,
     prob: np.ndarray,
     x: np.ndarray,
@@ -41,13 +34,13 @@ def thumbnail(
     kept: np.ndarray,
     box: float,
     title: str = "",
-) -> None:
+):
     """Micrograph (model scale) with the mask in red and picks: kept green, removed red.
 
     ``image`` and ``prob`` have the same shape; ``x``, ``y`` and ``box`` are in its pixels.
     """
     lo, hi = np.percentile(image, [1, 99])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.2))
+    fig, axes = new_figure(1, 2, figsize=(10, 5.2))
     for ax in axes:
         ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
         ax.set_axis_off()
@@ -65,6 +58,4 @@ def thumbnail(
     axes[0].set_title(title)
     axes[1].set_title(f"mask; kept {int(kept.sum())} (green), removed {int((~kept).sum())} (red)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
+    return fig

@@ -82,7 +82,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from ...errors import InputError
-from ...io.atomic import atomic_path, write_json
+from ...io.atomic import write_json
 
 
 def codec():
@@ -250,13 +250,10 @@ class StepContext:
 
     # -- report --------------------------------------------------------------------
     def report_figure(self, fig, name: str, caption: str = "") -> Path:
-        """Save a matplotlib figure as ``OUT/report/<step>_<name>.png`` and close it."""
-        import matplotlib.pyplot as plt
+        """Save a figure (:mod:`scopeline.present.figures`) as ``OUT/report/<step>_<name>.png``."""
+        from ...present.figures import save_figure
 
-        path = self.report_dir / f"{self.step}_{name}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        path = save_figure(fig, self.report_dir / f"{self.step}_{name}.png", dpi=100, bbox_inches="tight")
         self.figures.append((path.name, caption))
         return path
 

@@ -145,18 +145,23 @@ def run_temporal_update(YrA: np.ndarray, settings: temporal.TemporalSettings, ch
 
 def traces_figure(ctx: StepContext, YrA: np.ndarray, C: np.ndarray, S: np.ndarray, ids: np.ndarray,
                   n: int, name: str, caption: str, fps: float) -> None:
-    """Example traces: YrA (grey), C (colour) and spikes (ticks) for up to ``n`` units."""
-    import matplotlib
+    """Save the example traces figure (:func:`plot_traces`) in the step's report."""
+    fig = plot_traces(YrA, C, S, ids, n, fps)
+    if fig is not None:
+        ctx.report_figure(fig, name, caption)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_traces(YrA: np.ndarray, C: np.ndarray, S: np.ndarray, ids: np.ndarray, n: int, fps: float):
+    """Example traces: YrA (grey), C (colour) and spikes (ticks) for up to ``n`` units, the
+    brightest first (time in s); None when there is no unit."""
+    from ...present.figures import new_figure
 
     n = min(n, len(C))
     if n == 0:
-        return
+        return None
     order = np.argsort(-C.max(axis=1))[:n]
     t = np.arange(C.shape[1]) / fps
-    fig, axes = plt.subplots(n, 1, figsize=(11, 1.3 * n + 0.5), sharex=True, squeeze=False)
+    fig, axes = new_figure(n, 1, figsize=(11, 1.3 * n + 0.5), sharex=True, squeeze=False)
     for ax, i in zip(axes[:, 0], order):
         ax.plot(t, YrA[i], color="0.7", lw=0.5)
         ax.plot(t, C[i], lw=0.8)
@@ -165,7 +170,7 @@ def traces_figure(ctx: StepContext, YrA: np.ndarray, C: np.ndarray, S: np.ndarra
             ax.vlines(t[spikes], -0.15 * C[i].max(), -0.02 * C[i].max(), color="k", lw=0.6)
         ax.set_ylabel(f"unit {ids[i]}", fontsize=8)
     axes[-1, 0].set_xlabel("time (s)")
-    ctx.report_figure(fig, name, caption)
+    return fig
 
 
 def outline_overlay(A: np.ndarray, level: float = 0.3, color=(1.0, 0.6, 0.0)) -> np.ndarray:

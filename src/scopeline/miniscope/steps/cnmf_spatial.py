@@ -69,21 +69,23 @@ class SpatialStep(Step):
                 "min_penalty": params.min_penalty, "max_penalty": params.max_penalty, "min_std": params.min_std}
 
 
-def _figure(ctx: StepContext, mean_frame: np.ndarray, before: tuple[np.ndarray, int],
-            after: tuple[np.ndarray, int]) -> None:
+def footprints_figure(mean_frame: np.ndarray, before: tuple[np.ndarray, int], after: tuple[np.ndarray, int]):
     """Outline overlays (and unit counts) before and after the update over the mean frame."""
-    import matplotlib
+    from ...present.figures import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    fig, axes = new_figure(1, 2, figsize=(11, 5))
     for ax, (overlay, n), title in zip(axes, (before, after), ("before (step 6)", "after the spatial update")):
         ax.imshow(mean_frame, cmap="gray")
         ax.imshow(overlay)
         ax.set_title(f"{title}: {n} units")
         ax.axis("off")
-    ctx.report_figure(fig, "footprints", "Footprint contours (30% of max) over the mean frame")
+    return fig
+
+
+def _figure(ctx: StepContext, mean_frame: np.ndarray, before: tuple[np.ndarray, int],
+            after: tuple[np.ndarray, int]) -> None:
+    ctx.report_figure(footprints_figure(mean_frame, before, after), "footprints",
+                      "Footprint contours (30% of max) over the mean frame")
 
 
 STEP = SpatialStep()

@@ -12,7 +12,6 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
-from ...io.atomic import atomic_path, atomic_write, write_json
+from ...io.atomic import atomic_path, atomic_write, make_temp_dir, write_json
 from ..cnmf import temporal
 from ..params_cnmf import ExportParams
 from .base import Step, StepContext, codec
@@ -160,7 +159,7 @@ def write_zarr(path: Path, arrays: dict, attrs: dict) -> None:
     temporary folder and renamed into place."""
     import zarr
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = make_temp_dir(path)  # 0777 less the umask, like the rest of the outputs
     try:
         group = zarr.open_group(str(tmp), mode="w")
         for name, array in arrays.items():
@@ -229,13 +228,11 @@ def write_nwb(path: Path, arrays: dict, unit_ids: np.ndarray, metadata: dict, de
 
 
 # ----------------------------------------------------------------------------- figures
-def _figures(ctx: StepContext, mean_frame: np.ndarray, units: dict, n_traces: int) -> None:
-    import matplotlib
+def units_figure(mean_frame: np.ndarray, units: dict):
+    """The exported footprints' outlines and ids over the mean frame."""
+    from ...present.figures import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 7))
+    fig, ax = new_figure(figsize=(7, 7))
     ax.imshow(mean_frame, cmap="gray")
     ax.imshow(outline_overlay(units["A"]))
     for a, uid in zip(units["A"], units["unit_ids"]):
@@ -243,17 +240,30 @@ def _figures(ctx: StepContext, mean_frame: np.ndarray, units: dict, n_traces: in
         ax.text(x, y, str(uid), color="yellow", fontsize=5)
     ax.set_title(f"{len(units['A'])} exported units")
     ax.axis("off")
-    ctx.report_figure(fig, "footprints", "Footprints (contour at 30% of max) over the mean frame")
-    traces_figure(ctx, units["YrA"], units["C"], units["S"], units["unit_ids"], n_traces, "traces",
-                  "Example traces: YrA (grey), calcium C and inferred spikes (ticks)", ctx.fps)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    return fig
+
+
+def distributions_figure(units: dict):
+    """Histograms of the exported units' SNR and footprint size (px)."""
+    from ...present.figures import new_figure
+
+    fig, axes = new_figure(1, 2, figsize=(10, 3.5))
     axes[0].hist(units["snr"], bins=30)
     axes[0].set_xlabel("SNR (peak C / noise std)")
     axes[1].hist(units["size_px"], bins=30)
     axes[1].set_xlabel("footprint size (px above 10% of max)")
     for ax in axes:
         ax.set_ylabel("units")
-    ctx.report_figure(fig, "distributions", "SNR and size distributions of the exported units")
+    return fig
+
+
+def _figures(ctx: StepContext, mean_frame: np.ndarray, units: dict, n_traces: int) -> None:
+    ctx.report_figure(units_figure(mean_frame, units), "footprints",
+                      "Footprints (contour at 30% of max) over the mean frame")
+    traces_figure(ctx, units["YrA"], units["C"], units["S"], units["unit_ids"], n_traces, "traces",
+                  "Example traces: YrA (grey), calcium C and inferred spikes (ticks)", ctx.fps)
+    ctx.report_figure(distributions_figure(units), "distributions",
+                      "SNR and size distributions of the exported units")
 
 
 STEP = ExportStep()

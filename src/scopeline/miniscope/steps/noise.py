@@ -58,19 +58,21 @@ class NoiseStep(Step):
         return summary
 
 
-def _figure(ctx: StepContext, sn_raw: np.ndarray, sn: np.ndarray) -> None:
-    import matplotlib
+def noise_figure(sn_raw: np.ndarray, sn: np.ndarray):
+    """The per-pixel noise map, raw and scaled/smoothed, side by side."""
+    from ...present.figures import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig, axes = new_figure(1, 2, figsize=(10, 4.5))
     for ax, image, title in zip(axes, (sn_raw, sn), ("noise std (spectrum)", "scaled and smoothed")):
         shown = ax.imshow(image, cmap="magma")
         ax.set_title(title)
         ax.axis("off")
         fig.colorbar(shown, ax=ax, shrink=0.8)
-    ctx.report_figure(fig, "noise_map", "Per-pixel noise from the power spectrum above fs/4 (left), "
+    return fig
+
+
+def _figure(ctx: StepContext, sn_raw: np.ndarray, sn: np.ndarray) -> None:
+    ctx.report_figure(noise_figure(sn_raw, sn), "noise_map", "Per-pixel noise from the power spectrum above fs/4 (left), "
                       "after bright-region scaling and smoothing (right)")
 
 
