@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import logging
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
@@ -89,14 +90,18 @@ def _blosc_threads(n: int) -> Iterator[None]:
         blosc.set_nthreads(before)
 
 
-def _logger(out_dir: Path) -> tuple[logging.Logger, logging.Handler]:
+def _logger(out_dir: Path) -> tuple[logging.Logger, list[logging.Handler]]:
     log = logging.getLogger("scopeline.miniscope")
     log.setLevel(logging.INFO)
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out_dir / "logs" / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
-    return log, handler
+    console = logging.StreamHandler(sys.stderr)  # warnings (a skipped video) are said on the console too
+    console.setLevel(logging.WARNING)
+    console.setFormatter(logging.Formatter("warning: %(message)s"))
+    log.addHandler(console)
+    return log, [handler, console]
 
 
 def run_pipeline(
@@ -133,15 +138,16 @@ def run_pipeline(
     params.config.output_dir = str(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_params(params, out_dir / "params.json")
-    log, handler = _logger(out_dir)
+    log, handlers = _logger(out_dir)
     try:
         with _scheduler(scheduler, workers, memory_limit) as client:
             context = {"client": client, "fps": params.config.fps, "fraction": fraction,
                        "input_dir": input_dir, "on_bad_video": on_bad_video}
             records = run_steps(out_dir, params, from_step=from_step, to_step=to_step, context=context, log=log)
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
     write_json(out_dir / "run.json", {"steps": [r.__dict__ for r in records], "fraction": fraction,
                                       "on_bad_video": on_bad_video})
     return RunResult(out_dir, records, out_dir / "params.json", out_dir / "report.html")

@@ -3,7 +3,7 @@ import pytest
 import tifffile
 
 from scopeline.errors import InputError
-from scopeline.miniscope.io_video import find_videos, natural_key, probe_video, read_frames, write_avi
+from scopeline.io.video import find_videos, natural_key, probe_video, read_frames, write_avi
 
 
 def _frames(n=30, h=24, w=32, seed=0):
