@@ -6,6 +6,7 @@ caller can stop with one line.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,8 +14,20 @@ from typing import Iterator
 
 from .errors import ConfigError
 
-#: Seconds a cluster may have no worker at all before its work is cancelled.
+#: Seconds a cluster may have no worker at all before its work is cancelled (the
+#: environment variable SCOPELINE_WORKER_TIMEOUT overrides it).
 DEFAULT_WORKER_TIMEOUT = 60.0
+
+
+def worker_timeout(value: float | None = None) -> float:
+    """``value``, else SCOPELINE_WORKER_TIMEOUT, else :data:`DEFAULT_WORKER_TIMEOUT` (seconds)."""
+    if value is not None:
+        return float(value)
+    text = os.environ.get("SCOPELINE_WORKER_TIMEOUT")
+    try:
+        return float(text) if text else DEFAULT_WORKER_TIMEOUT
+    except ValueError:
+        raise ConfigError(None, f"SCOPELINE_WORKER_TIMEOUT={text}: not a number of seconds") from None
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from ..errors import ConfigError
 from ..io.atomic import write_json
 from ..io.folders import check_writable, output_error
-from ..parallel_watchdog import DEFAULT_WORKER_TIMEOUT, watch_workers
+from ..parallel_watchdog import watch_workers, worker_timeout as _worker_timeout
 from .params import MiniscopeParams, load_params, save_params
 from .pipeline import StepRecord, available_steps, run_steps
 
@@ -174,7 +174,7 @@ def run_pipeline(
     memory_limit: str | None = None,
     on_bad_video: Literal["stop", "skip"] = "stop",
     fps: float | None = None,
-    worker_timeout: float = DEFAULT_WORKER_TIMEOUT,
+    worker_timeout: float | None = None,
 ) -> RunResult:
     """Run the miniscope pipeline on the videos in ``input_dir`` into ``out_dir``.
 
@@ -209,8 +209,9 @@ def run_pipeline(
         keep their place in the timeline).
     fps : float, optional
         Frame rate of the recording (frames/s); default ``params.config.fps``.
-    worker_timeout : float
-        Seconds the run waits when every Dask worker died before it stops.
+    worker_timeout : float, optional
+        Seconds the run waits when every Dask worker died before it stops (default:
+        the environment variable SCOPELINE_WORKER_TIMEOUT, else 60).
 
     Returns
     -------
@@ -222,6 +223,7 @@ def run_pipeline(
     ConfigError, InputError
         One line naming the option, file or folder and the fix.
     """
+    worker_timeout = _worker_timeout(worker_timeout)
     check_run_options(workers=workers, scheduler=scheduler, fps=fps, fraction=fraction, on_bad_video=on_bad_video,
                       memory_limit=memory_limit, worker_timeout=worker_timeout, from_step=from_step, to_step=to_step)
     input_dir, out_dir = Path(os.path.abspath(input_dir)), Path(os.path.abspath(out_dir))  # workers have other cwds
@@ -269,7 +271,7 @@ def run_from(
     scheduler: str | None = None,
     workers: int | None = None,
     memory_limit: str | None = None,
-    worker_timeout: float = DEFAULT_WORKER_TIMEOUT,
+    worker_timeout: float | None = None,
 ) -> RunResult:
     """Re-run an earlier run from ``step`` on, e.g. with changed parameters.
 
