@@ -77,7 +77,7 @@ def _scheduler(scheduler: str | None, workers: int | None, memory_limit: str | N
 
     cores = max(1, os.cpu_count() or 1)
     if scheduler in LOCAL_SCHEDULERS or (workers == 0 and not scheduler):
-        with dask.config.set(scheduler=scheduler or "threads"):
+        with dask.config.set(scheduler=scheduler or "threads", num_workers=workers or None):
             yield None
         return
     from ..parallel import dask_client
