@@ -116,14 +116,14 @@ def check_run_options(*, workers: int | None = None, scheduler: str | None = Non
         raise bad("--fraction", fraction, "a number in (0, 1]")
     if on_bad_video not in ("stop", "skip"):
         raise bad("--on-bad-video", on_bad_video, "stop, skip")
-    if memory_limit is not None:
+    if memory_limit is not None and memory_limit != "auto":
         from dask.utils import parse_bytes
 
         try:
             if parse_bytes(memory_limit) <= 0:
                 raise ValueError
         except (ValueError, TypeError):
-            raise bad("--memory-limit", memory_limit, "a size such as 4GB or 500MiB") from None
+            raise bad("--memory-limit", memory_limit, "a size such as 4GB or 500MiB, or auto") from None
     for option, step in (("--from", from_step), ("--to", to_step)):
         if step is not None and step not in step_names():
             raise bad(option, step, ", ".join(step_names()), "unknown step")
