@@ -8,7 +8,7 @@ minute of recording, and the peak resident memory of the process and its Dask wo
 (sampled every 0.2 s).
 
     .venv/bin/python benchmarks/miniscope_end_to_end.py [--frames 6000 24000] [--size 600]
-        [--neurons 300] [--workers 2] [--workdir DIR] [--from-step noise]
+        [--neurons 300] [--workers N] [--workdir DIR] [--from-step noise]
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=600)
     parser.add_argument("--neurons", type=int, default=300)
     parser.add_argument("--fps", type=float, default=10.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--scheduler", default=None, help="default: local cluster of --workers processes")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="as `scopeline miniscope run --workers` (default: one in-process worker, a thread per core)")
+    parser.add_argument("--scheduler", default=None, help="default: a local cluster (see --workers)")
     parser.add_argument("--workdir", type=Path, default=None, help="reuses recordings already simulated there")
     parser.add_argument("--from-step", default="config", help="re-run from this step (earlier ones reused)")
     args = parser.parse_args()

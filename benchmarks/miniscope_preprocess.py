@@ -11,7 +11,11 @@ workers) every 0.2 s; frames/s = frames / the steps' own seconds.
 The input is a simulated 1,000-frame recording (``scopeline.miniscope.simulate``),
 repeated by hard links as 0.avi, 1.avi, ... to reach the requested length.
 
-    python benchmarks/miniscope_preprocess.py --frames 3000 30000 --workers 2
+    python benchmarks/miniscope_preprocess.py --frames 3000 30000
+
+``--workers`` as in ``scopeline miniscope run``: default one in-process worker with a
+thread per core (what ``--workers 2`` meant on 2 cores before issue 12); N = N worker
+processes; 0 = in-process without a cluster.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def make_input(folder: Path, source: Path, frames: int) -> tuple[Path, float | N
     return target, (None if fraction == 1 else fraction)
 
 
-def run(folder: Path, frames: int, size: int, workers: int, memory_limit: str | None,
+def run(folder: Path, frames: int, size: int, workers: int | None, memory_limit: str | None,
         compress: bool = True) -> dict:
     """Run the four steps one after the other (each call reuses the earlier ones), so
     each step's peak memory is measured on its own."""
@@ -109,13 +113,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, nargs="+", default=[3000, 30000])
     parser.add_argument("--size", type=int, default=600)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--memory-limit", default=None)
     parser.add_argument("--no-compress", action="store_true", help="config.compress_store = False")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/scopeline-bench-miniscope"))
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
-    print(f"miniscope preprocess benchmark: {args.size}x{args.size} uint8, {args.workers} workers, "
+    workers = "one in-process worker, a thread per core" if args.workers is None else f"--workers {args.workers}"
+    print(f"miniscope preprocess benchmark: {args.size}x{args.size} uint8, {workers}, "
           f"{psutil.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}")
     header = ("frames   fps  processing_s  peak_GB  disk_GB | seconds: load preprocess motion crop "
               "| peak GB: load preprocess motion crop")

@@ -255,9 +255,9 @@ def miniscope_run(
     from_step: Optional[str] = typer.Option(None, "--from", help="Re-run from this step."),
     to_step: Optional[str] = typer.Option(None, "--to", help="Stop after this step."),
     fraction: Optional[float] = typer.Option(None, "--fraction", help="Process only this first fraction of the recording (e.g. 0.1)."),
-    on_bad_video: str = typer.Option("stop", "--on-bad-video", help="stop | skip: what to do with an unreadable video file."),
-    scheduler: Optional[str] = SchedulerOpt,
-    workers: Optional[int] = typer.Option(None, "--workers", help="Threads of the local Dask worker (default: one per core)."),
+    on_bad_video: str = typer.Option("stop", "--on-bad-video", help="stop | skip: what to do with an unreadable video file (a skipped file's frames keep their place in the timeline)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler (tcp://host:8786), or threads | synchronous | processes (dask's local schedulers)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask worker processes (0 = in-process, no cluster; default: one in-process worker with a thread per core, the fastest on one machine)."),
     memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Memory limit of the local Dask worker (e.g. 4GB)."),
 ):
     """Run the pipeline (every step, or --from/--to a range); stored steps are reused."""

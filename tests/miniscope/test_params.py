@@ -47,3 +47,27 @@ def test_bad_files_give_one_line_errors(tmp_path):
 def test_write_default_params(tmp_path):
     path = write_default_params(tmp_path / "defaults.json")
     assert load_params(path) == MiniscopeParams()
+
+
+def test_static_params_class_and_explicit_step_registry():
+    """Issue 12 item 6: a class written in the source (not built by create_model at run
+    time) and a registry pairing every step with its field and model."""
+    import inspect
+
+    from scopeline.miniscope import pipeline
+    from scopeline.miniscope.params import STEP_PARAMS
+
+    assert "class MiniscopeParams" in inspect.getsource(MiniscopeParams)
+    assert [s.name for s in pipeline.STEPS] == list(MiniscopeParams.model_fields) == list(STEP_PARAMS)
+    for step in pipeline.STEPS:
+        assert MiniscopeParams.model_fields[step.name].annotation is step.params_model
+        assert MiniscopeParams.model_fields[step.name].description
+
+
+def test_params_file_of_an_earlier_version_loads(tmp_path):
+    """A params.json written by `scopeline miniscope params` before the static class."""
+    from pathlib import Path
+
+    old = Path(__file__).parent / "data" / "params_main_2026-12.json"
+    assert load_params(old) == MiniscopeParams()
+    assert json.loads(write_default_params(tmp_path / "new.json").read_text()) == json.loads(old.read_text())

@@ -1,6 +1,6 @@
 import numpy as np
 
-from scopeline.miniscope.io_video import find_videos, probe_video, read_frames
+from scopeline.io.video import find_videos, probe_video, read_frames
 from scopeline.miniscope.simulate import (SimulationParams, ar2_coefficients, calcium_from_spikes, make_truth,
                                           render_frames, simulate_recording)
 

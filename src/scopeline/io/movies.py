@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..errors import InputError
+from .video import gray_frame
 
 __all__ = [
     "GainTransform",
@@ -668,7 +669,7 @@ class _AviMovie(Movie):
                 frame = next(self._decoder)
                 self._next += 1
                 if self._next - 1 == i:
-                    return _gray(frame)
+                    return gray_frame(frame)
         except StopIteration:
             raise InputError(self.path, f"truncated: frame {i} cannot be decoded "
                              f"(header says {self.n_frames} frames)") from None
@@ -677,27 +678,6 @@ class _AviMovie(Movie):
 
     def close(self) -> None:
         self._container.close()
-
-
-_LUMA_FIRST_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12"}
-
-
-def _gray(frame) -> np.ndarray:
-    """A decoded video frame as a 2-D gray array: gray formats as stored, 8-bit YUV formats'
-    luma plane as stored, RGB formats one channel when all are equal, else BT.601 luma."""
-    fmt = frame.format.name
-    if fmt in ("gray", "gray8", "gray16le", "gray16be"):
-        return frame.to_ndarray()
-    if fmt in _LUMA_FIRST_8BIT:
-        plane = frame.planes[0]
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(frame.height, plane.line_size)
-        return rows[:, : frame.width].copy()
-    rgb = frame.to_ndarray(format="rgb24")
-    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-        return rgb[..., 0].copy()
-    import cv2
-
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
 # --------------------------------------------------------------------------- arrays

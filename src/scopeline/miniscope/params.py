@@ -1,8 +1,10 @@
 """Parameters of the miniscope pipeline: one pydantic model per step, documented defaults.
 
-``MiniscopeParams`` holds one field per step, named like the step. The CNMF steps' models
-come from ``params_cnmf.py`` when that module is present. The whole set saves to and
-loads from one JSON file (``save_params`` / ``load_params``).
+``MiniscopeParams`` holds one field per step, named like the step (the step registry in
+``pipeline.py`` pairs each field with its step). The CNMF steps' models are defined in
+``params_cnmf.py``. The whole set saves to and loads from one JSON file
+(``save_params`` / ``load_params``); a file holding only some steps or fields takes the
+defaults for the rest.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigError, InputError
 from ..io.atomic import write_json
+from .params_cnmf import ExportParams, NoiseParams, SpatialParams, TemporalParams
 
 
 class _Params(BaseModel):
@@ -172,38 +175,29 @@ class DetectParams(_Params):
     )
 
 
-CORE_STEP_PARAMS: dict[str, type[BaseModel]] = {
-    "config": ConfigParams,
-    "load": LoadParams,
-    "preprocess": PreprocessParams,
-    "motion": MotionParams,
-    "crop": CropParams,
-    "init": InitParams,
-    "detect": DetectParams,
-}
+class MiniscopeParams(_Params):
+    """Every parameter of the miniscope pipeline: one field per step, named like the step.
+
+    Each field is that step's typed model with its documented defaults; see the models'
+    field descriptions (``scopeline miniscope params FILE`` writes them all).
+    """
+
+    config: ConfigParams = Field(default_factory=ConfigParams, description="1: project configuration")
+    load: LoadParams = Field(default_factory=LoadParams, description="2a: video files, downsampling, line splitting")
+    preprocess: PreprocessParams = Field(default_factory=PreprocessParams, description="2b: denoising, background")
+    motion: MotionParams = Field(default_factory=MotionParams, description="2c-2e: motion correction, frame QC")
+    crop: CropParams = Field(default_factory=CropParams, description="3a: crop to the imaging field")
+    init: InitParams = Field(default_factory=InitParams, description="3b: NNDSVD initialisation")
+    detect: DetectParams = Field(default_factory=DetectParams, description="4: unit detection and merging")
+    noise: NoiseParams = Field(default_factory=NoiseParams, description="5: per-pixel noise, size filter")
+    cnmf_temporal: TemporalParams = Field(default_factory=TemporalParams, description="6: CNMF temporal update")
+    cnmf_spatial: SpatialParams = Field(default_factory=SpatialParams, description="7: CNMF spatial update")
+    export: ExportParams = Field(default_factory=ExportParams, description="8: final update, filter and export")
 
 
-def _cnmf_step_params() -> dict[str, type[BaseModel]]:
-    try:
-        from . import params_cnmf
-    except ImportError:
-        return {}
-    mapping = getattr(params_cnmf, "CNMF_STEP_PARAMS", None)
-    if mapping is None:
-        names = {"noise": "NoiseParams", "cnmf_temporal": "TemporalParams",
-                 "cnmf_spatial": "SpatialParams", "export": "ExportParams"}
-        mapping = {step: getattr(params_cnmf, cls) for step, cls in names.items() if hasattr(params_cnmf, cls)}
-    return dict(mapping)
-
-
-STEP_PARAMS: dict[str, type[BaseModel]] = {**CORE_STEP_PARAMS, **_cnmf_step_params()}
-
-MiniscopeParams = create_model(
-    "MiniscopeParams",
-    __base__=_Params,
-    __doc__="Every parameter of the miniscope pipeline, one field per step.",
-    **{name: (model, Field(default_factory=model)) for name, model in STEP_PARAMS.items()},
-)
+#: The parameter model of each step, by step name (the fields of ``MiniscopeParams``).
+STEP_PARAMS: dict[str, type[BaseModel]] = {name: field.annotation
+                                           for name, field in MiniscopeParams.model_fields.items()}
 
 
 def save_params(params: BaseModel, path: str | Path) -> None:

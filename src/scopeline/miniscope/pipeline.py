@@ -8,7 +8,6 @@ it was in. ``from_step`` re-runs that step and all later ones; ``to_step`` stops
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
@@ -21,27 +20,20 @@ from pydantic import BaseModel
 from ..errors import ConfigError
 from ..io.atomic import write_json
 from . import report
+from .steps import (cnmf_spatial, cnmf_temporal, config, crop, detect, export, init, load, motion, noise,
+                    preprocess)
 from .steps.base import Step, StepContext
 
-#: The pipeline's steps in order. The CNMF steps are registered when their modules exist.
-STEP_ORDER = ["config", "load", "preprocess", "motion", "crop", "init", "detect",
-              "noise", "cnmf_temporal", "cnmf_spatial", "export"]
-CORE_STEPS = STEP_ORDER[:7]
+#: The pipeline's steps in order (the step registry); each one's ``name`` is its field in
+#: ``MiniscopeParams`` and its ``params_model`` that field's type.
+STEPS: tuple[Step, ...] = (config.STEP, load.STEP, preprocess.STEP, motion.STEP, crop.STEP, init.STEP,
+                           detect.STEP, noise.STEP, cnmf_temporal.STEP, cnmf_spatial.STEP, export.STEP)
+STEP_ORDER = [s.name for s in STEPS]
 
 
 def available_steps() -> list[Step]:
-    """The step objects in order; a CNMF step whose module does not exist yet is left out."""
-    steps = []
-    for name in STEP_ORDER:
-        module_name = f"scopeline.miniscope.steps.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if name not in CORE_STEPS and exc.name == module_name:
-                continue
-            raise
-        steps.append(module.STEP)
-    return steps
+    """The step objects in order."""
+    return list(STEPS)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from ..present.figures import save_figure
 from . import report
 from .fieldcrop import detect_field
 from .filters import preprocess_frames
-from .io_video import find_videos, probe_video, read_frames
+from ..io.video import find_videos, probe_video, read_frames
 from .linesplit import left_edge_means
 from .params import MiniscopeParams
 from .registration import combine_chunks, estimate_chunk, motion_outliers

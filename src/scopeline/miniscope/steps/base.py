@@ -45,9 +45,10 @@ Arrays produced by steps 1-4 (what steps 5-8 consume)
                  Stored as float16 (half the disk and read time; relative rounding 2.4e-4,
                  far below the 8-bit quantisation of the input), read as float32.
 ``frame_index``  (frames,) int64 (motion step): original frame number (0-based, over all
-                 used input files in natural order) of every frame of ``Y`` (the first of its
-                 group with temporal downsampling) -- frames removed by line-split detection
-                 or motion QC are absent.
+                 input files in natural order; the frames of a skipped file keep their
+                 places, see ``source_frames`` of the load step) of every frame of ``Y`` (the
+                 first of its group with temporal downsampling) -- frames removed by
+                 line-split detection or motion QC are absent.
 ``mean_frame``   (h, w) float32      mean of ``Y`` over frames.
 ``max_frame``    (h, w) float32      max of ``Y`` over frames.
 ``crop_mask``    (h, w) bool         True inside the imaging field (cropped coordinates).
@@ -57,7 +58,7 @@ Arrays produced by steps 1-4 (what steps 5-8 consume)
 ``A_init``       (units, h, w) float32 initial footprints, normalised (params.detect.normalize).
 ``C_init``       (units, frames) float32 initial traces (same frame axis as ``Y``).
 ``unit_ids``     (units,) int64      ids of the rows of ``A_init`` / ``C_init``.
-Also: ``pre`` (every loaded frame, denoised and background-removed) / ``raw_mean`` /
+Also: ``pre`` (every loaded frame, denoised and background-removed) / ``source_frames`` / ``raw_mean`` /
 ``edge_means`` / ``kept_frames`` / ``chunk_shifts`` / ``chunk_peaks`` / ``chunk_templates``
 (load), ``shifts_all`` / ``peaks_all`` / ``keep`` / ``groups`` (motion), ``nndsvd_spatial`` / ``nndsvd_temporal`` /
 ``variance_explained`` (init).

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import pickle
-import shutil
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import InputError
-from ...io.atomic import atomic_path, atomic_write, make_temp_dir, write_json
+from ...io.exports import write_exports
 from ..cnmf import temporal
 from ..params_cnmf import ExportParams
 from .base import Step, StepContext, codec
@@ -78,7 +74,7 @@ class ExportStep(Step):
             "dropped_units": _all_dropped(ctx),
         }
         background = {"b": b.astype(np.float32), "f": f.astype(np.float32)}
-        write_exports(export_dir, kept, background, metadata, params)
+        write_exports(export_dir, kept, background, metadata, params.formats, params.session_description, codec())
         mean_frame = load_array(ctx, "mean_frame")
         _figures(ctx, mean_frame, kept, params.n_example_traces)
         return {"units_in": len(ids), "units_exported": int(keep.sum()), "export_dir": str(export_dir),
@@ -123,108 +119,6 @@ def _all_dropped(ctx: StepContext) -> list[dict]:
         if path.exists():
             dropped += json.loads(path.read_text())
     return dropped
-
-
-# ----------------------------------------------------------------------------- writers
-def write_exports(export_dir: Path, units: dict, background: dict, metadata: dict, params: ExportParams) -> None:
-    """Write every requested format into ``export_dir`` (each file atomically)."""
-    export_dir.mkdir(parents=True, exist_ok=True)
-    main = {"A": units["A"].astype(np.float32, copy=False), "C": units["C"].astype(np.float32),
-            "S": units["S"].astype(np.float32), **background}
-    for name, array in main.items():
-        with atomic_path(export_dir / f"{name}.npy") as tmp:
-            np.save(tmp, array)
-    record = {
-        "unit_ids": units["unit_ids"].astype(int).tolist(),
-        "units": [{"id": int(i), "snr": float(q), "size_px": int(s), "correlation": float(r), "g": g.tolist(),
-                   "decay_time_s": float(tau)}
-                  for i, q, s, r, g, tau in zip(units["unit_ids"], units["snr"], units["size_px"],
-                                                units["correlation"], units["g"], units["decay_time"])],
-        **metadata,
-    }
-    write_json(export_dir / "units.json", record)
-    if "zarr" in params.formats:
-        write_zarr(export_dir / "results.zarr", {**main, "unit_ids": units["unit_ids"],
-                                                 "YrA": units["YrA"].astype(np.float32)}, record)
-    if "pickle" in params.formats:
-        with atomic_write(export_dir / "results.pkl", "wb") as handle:
-            pickle.dump({**main, "unit_ids": units["unit_ids"], "YrA": units["YrA"], "metadata": record},
-                        handle, protocol=pickle.HIGHEST_PROTOCOL)
-    if "nwb" in params.formats:
-        write_nwb(export_dir / "results.nwb", main, units["unit_ids"], metadata, params.session_description)
-
-
-def write_zarr(path: Path, arrays: dict, attrs: dict) -> None:
-    """A zarr group with one array per entry and the metadata as attributes; built in a
-    temporary folder and renamed into place."""
-    import zarr
-
-    tmp = make_temp_dir(path)  # 0777 less the umask, like the rest of the outputs
-    try:
-        group = zarr.open_group(str(tmp), mode="w")
-        for name, array in arrays.items():
-            array = np.asarray(array)
-            chunks = (min(256, array.shape[0]),) + array.shape[1:] if array.ndim else None
-            group.create_array(name, shape=array.shape, dtype=array.dtype, compressors=codec(),
-                               **({"chunks": chunks} if chunks and array.size else {}))
-            if array.size:
-                group[name][...] = array
-        group.attrs.update(json.loads(json.dumps(attrs, default=_plain)))
-        _replace_dir(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _replace_dir(tmp: Path, path: Path) -> None:
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old.{os.getpid()}.{time.time_ns()}")
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def write_nwb(path: Path, arrays: dict, unit_ids: np.ndarray, metadata: dict, description: str) -> None:
-    """NWB 2 file: PlaneSegmentation with image masks, Fluorescence (C) and Deconvolved (S)
-    RoiResponseSeries with per-frame timestamps, background as a 1-row series."""
-    from pynwb import NWBHDF5IO, NWBFile
-    from pynwb.ophys import Fluorescence, ImageSegmentation, OpticalChannel
-
-    created = datetime.fromisoformat(metadata["created"])
-    nwb = NWBFile(session_description=description, identifier=f"scopeline-{created.strftime('%Y%m%dT%H%M%S')}",
-                  session_start_time=created)
-    device = nwb.create_device(name="Miniscope")
-    channel = OpticalChannel(name="OpticalChannel", description="green", emission_lambda=525.0)
-    plane = nwb.create_imaging_plane(name="ImagingPlane", optical_channel=channel, device=device,
-                                     description="miniscope field of view", excitation_lambda=470.0,
-                                     imaging_rate=float(metadata["fps"]), indicator="GCaMP", location="unknown")
-    module = nwb.create_processing_module(name="ophys", description="scopeline CNMF results")
-    segmentation = ImageSegmentation(name="ImageSegmentation")
-    module.add(segmentation)
-    planes = segmentation.create_plane_segmentation(name="PlaneSegmentation", description="CNMF footprints",
-                                                    imaging_plane=plane)
-    planes.add_column(name="unit_id", description="scopeline unit id")
-    for mask, uid in zip(arrays["A"], unit_ids):
-        planes.add_roi(image_mask=mask.astype(np.float32, copy=False), unit_id=int(uid))
-    rois = planes.create_roi_table_region(region=list(range(len(unit_ids))), description="all units")
-    timestamps = np.asarray(metadata["timestamps_s"], np.float64)
-    for container, series, data, unit in (("Fluorescence", "C", arrays["C"], "a.u."),
-                                          ("Deconvolved", "S", arrays["S"], "a.u.")):
-        holder = Fluorescence(name=container)
-        module.add(holder)
-        holder.create_roi_response_series(name=series, data=np.ascontiguousarray(data.T), rois=rois,
-                                          unit=unit, timestamps=timestamps)
-    with atomic_path(path) as tmp, NWBHDF5IO(str(tmp), "w") as io:
-        io.write(nwb)
 
 
 # ----------------------------------------------------------------------------- figures

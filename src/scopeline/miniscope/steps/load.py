@@ -22,7 +22,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...io.atomic import write_text
-from ..io_video import find_videos, probe_video, read_frames
+from ...io.video import declared_frames, find_videos, frame_segments, probe_video, read_frames
 from ..filters import output_dtype, preprocess_frames
 from ..linesplit import detect_left_edge, detect_robust, left_edge_means
 from ..params import LoadParams, MiniscopeParams
@@ -56,16 +56,6 @@ def _combine(a: dict, b: dict) -> dict:
             "motion": a["motion"] + b["motion"]}
 
 
-def _segments(infos, starts: np.ndarray, first: int, stop: int) -> list[tuple[str, int, int]]:
-    """(file, start, stop) pieces covering global frames first..stop-1."""
-    pieces = []
-    for info, offset in zip(infos, starts[:-1]):
-        a, b = max(first, offset), min(stop, offset + info.n_frames)
-        if a < b:
-            pieces.append((str(info.path), int(a - offset), int(b - offset)))
-    return pieces
-
-
 def downsample_space(frames: np.ndarray, factor: int, method: str) -> np.ndarray:
     if factor == 1:
         return frames
@@ -96,7 +86,7 @@ class LoadStep(Step):
     name = "load"
     title = "2a-2c. Load, denoise, remove background, register within chunks"
     params_model = LoadParams
-    version = "2"  # one fused pass
+    version = "3"  # 3: source_frames (true timeline with skipped files)
 
     def fingerprint(self, ctx: StepContext, params: LoadParams) -> dict:
         files = find_videos(ctx.input_dir, params.pattern)
@@ -109,8 +99,10 @@ class LoadStep(Step):
         import dask
 
         files = find_videos(ctx.input_dir, p.pattern)
-        videos, infos = [], []
+        videos, infos, origins = [], [], []
+        position = 0  # first frame of the next file in the recording's timeline
         for path in files:
+            info = None
             try:
                 info = probe_video(path)
                 if infos and (info.height, info.width, info.dtype) != (infos[0].height, infos[0].width, infos[0].dtype):
@@ -120,11 +112,17 @@ class LoadStep(Step):
             except InputError as exc:
                 if ctx.on_bad_video != "skip":
                     raise
-                ctx.log.warning("skipping %s", exc)
-                videos.append({"file": str(path), "status": "skipped", "n_frames": 0, "error": str(exc)})
+                n = info.n_frames if info is not None else declared_frames(path)
+                videos.append({"file": str(path), "status": "skipped", "n_frames": 0, "error": str(exc),
+                               "first_frame": position, "frames_in_timeline": n})
+                ctx.log.warning("skipping %s; %s", exc, skip_note(n, position, ctx.fps))
+                position += n or 0
                 continue
             infos.append(info)
-            videos.append({"file": str(path), "status": "used", "n_frames": info.n_frames, "error": ""})
+            origins.append(position)
+            videos.append({"file": str(path), "status": "used", "n_frames": info.n_frames, "error": "",
+                           "first_frame": position})
+            position += info.n_frames
         ctx.write_json("videos", videos)
         ctx.write_json("load_settings", p.model_dump(mode="json"))
         if not infos:
@@ -138,10 +136,10 @@ class LoadStep(Step):
         target = ctx.create("pre", (n_use,) + shape, output_dtype(infos[0].dtype, pre_params),
                             (p.chunk_frames,) + shape)
         width = max(1, math.ceil(p.line_split_width / p.downsample_space))
-        starts = np.cumsum([0] + [i.n_frames for i in infos])
+        ctx.write("source_frames", source_frames(infos, origins)[:n_use])
         tasks = []
         for first in range(0, n_use, p.chunk_frames):
-            segments = _segments(infos, starts, first, min(first + p.chunk_frames, n_use))
+            segments = frame_segments(infos, first, min(first + p.chunk_frames, n_use))
             tasks.append(dask.delayed(load_chunk)(segments, p.downsample_space, p.downsample_method, width,
                                                   pre_params, motion, str(ctx.store_path), target, first))
         result = tree_reduce(tasks, _combine).compute()
@@ -164,7 +162,7 @@ class LoadStep(Step):
             write_text(ctx.step_dir / "line_split_frames.txt", "\n".join(map(str, removed.tolist())) + "\n")
             ctx.report_figure(report.line_split_figure(edge, float(np.median(threshold)), removed),
                               "line_split", "Left-edge statistic; removed frames marked")
-        middle = raw_frame(infos, starts, len(edge) // 2, p)
+        middle = raw_frame(infos, len(edge) // 2, p)
         ctx.report_figure(report.frames_figure(mean, middle, ("mean frame", "middle frame")), "frames", "Raw video")
         ctx.write("middle_frame", middle)
         return {"files_used": len(infos), "files_skipped": len(files) - len(infos), "frames_total": total,
@@ -172,9 +170,25 @@ class LoadStep(Step):
                 "frames_kept": int(len(kept)), "frame_shape": list(shape)}
 
 
-def raw_frame(infos, starts: np.ndarray, index: int, p: LoadParams) -> np.ndarray:
+def source_frames(infos, origins: list[int]) -> np.ndarray:
+    """The frame number in the recording's timeline of every loaded frame: the frames of
+    a skipped file keep their places, so later frames keep their true times."""
+    parts = [origin + np.arange(info.n_frames, dtype=np.int64) for info, origin in zip(infos, origins)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def skip_note(n_frames: int | None, position: int, fps: float) -> str:
+    """What a skipped file does to the timeline, for the console."""
+    if n_frames is None:
+        return (f"its frame count is unknown (unreadable header), so the frames after it are timed as if it "
+                f"held none (from frame {position}, {position / fps:.3f} s)")
+    return (f"its {n_frames} frames (frames {position}-{position + n_frames - 1}, "
+            f"{position / fps:.3f}-{(position + n_frames) / fps:.3f} s) are a gap in the timeline")
+
+
+def raw_frame(infos, index: int, p: LoadParams) -> np.ndarray:
     """Frame ``index`` of the recording as loaded (spatially downsampled), read again."""
-    (path, a, b), = _segments(infos, starts, index, index + 1)
+    (path, a, b), = frame_segments(infos, index, index + 1)
     return read_block(path, a, b, p.downsample_space, p.downsample_method)[0]
 
 

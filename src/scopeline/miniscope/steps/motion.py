@@ -66,7 +66,8 @@ class MotionStep(Step):
         ctx.write("peaks_all", peaks.astype(np.float32))
         ctx.write("groups", groups)
         ctx.write("keep", groups.ravel())
-        ctx.write("frame_index", groups[:, 0].copy())
+        source = np.asarray(ctx.read("source_frames")) if ctx.has("source_frames") else np.arange(len(shifts))
+        ctx.write("frame_index", source[groups[:, 0]])  # true frame numbers: skipped files keep their places
         ctx.write("shifts", shifts[groups].mean(axis=1).astype(np.float32))
         dropped_frames = kept[dropped].tolist()
         ctx.write_json("removed_frames", {"motion_qc": dropped_frames})

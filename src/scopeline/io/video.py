@@ -1,7 +1,11 @@
-"""Miniscope video files: matching, natural order, probing and chunked reading.
+"""Video files (AVI, TIFF stacks) as one chunked frame reader: matching in natural order,
+probing, reading frames ``[start, stop)`` of one file or of a set of files, one grey
+conversion, and a lossless AVI writer.
 
-AVI (any codec PyAV decodes; 8-bit grey such as FFV1 / GREY / raw is what Miniscope
-software writes) and TIFF stacks. Every problem raises ``InputError`` naming the file.
+AVI: any codec PyAV decodes (8-bit grey such as FFV1 / GREY / raw is what Miniscope
+software writes). TIFF: a stack of 2-D pages. Every problem raises :class:`VideoError`
+(an ``InputError``) naming the file. ``movies.open_movie`` uses the same grey conversion
+(:func:`gray_frame`) for its frame-by-frame AVI access.
 """
 
 from __future__ import annotations
@@ -9,31 +13,40 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..io.atomic import atomic_path
+from .atomic import atomic_path
+from .sets import natural_key
+
+__all__ = ["VideoError", "VideoInfo", "find_videos", "probe_video", "declared_frames", "read_frames",
+           "frame_segments", "read_segments", "write_avi", "gray_frame", "natural_key", "TIFF_SUFFIXES"]
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 
 
 class VideoError(InputError):
-    """An unreadable or inconsistent video file. Unlike its base class it survives
-    pickling, so it reaches the user intact when raised inside a dask worker."""
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.problem, self.fix))
-
-
-def natural_key(name: str) -> list:
-    """Sort key putting ``2.avi`` before ``10.avi``."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+    """An unreadable or inconsistent video file (picklable, so it reaches the user intact
+    when raised inside a dask worker)."""
 
 
 def find_videos(folder: str | Path, pattern: str = r"\.avi$") -> list[Path]:
-    """Files in ``folder`` (recursively) whose name matches the regex ``pattern``, naturally sorted."""
+    """Files under ``folder`` (recursively) whose name matches a regex, in natural order.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Folder searched recursively.
+    pattern : str
+        Regular expression searched in each file name.
+
+    Returns
+    -------
+    list of Path
+        Matching files, ``2.avi`` before ``10.avi`` (relative paths compared).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise VideoError(folder, "input folder does not exist")
@@ -50,6 +63,8 @@ def find_videos(folder: str | Path, pattern: str = r"\.avi$") -> list[Path]:
 
 @dataclass(frozen=True)
 class VideoInfo:
+    """Frame count, frame shape (pixels) and dtype of one video file."""
+
     path: Path
     n_frames: int
     height: int
@@ -58,32 +73,88 @@ class VideoInfo:
 
 
 def probe_video(path: str | Path) -> VideoInfo:
-    """Frame count and shape, checking the file is complete (not truncated)."""
+    """Frame count and shape of one file, checking it is complete (not truncated)."""
     path = Path(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
         return _probe_tiff(path)
     return _probe_avi(path)
 
 
+def declared_frames(path: str | Path) -> int | None:
+    """The frame count a file's header declares (its container), without decoding; None
+    when the header cannot be read or does not say. For an unreadable file this is the
+    best estimate of how many frames of the recording it held."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                return len(tif.pages) or None
+        import av
+
+        with av.open(str(path)) as container:
+            n = int(container.streams.video[0].frames or 0)
+        return n or None
+    except Exception:  # noqa: BLE001 - any failure means 'unknown'
+        return None
+
+
 def read_frames(path: str | Path, start: int, stop: int) -> np.ndarray:
-    """Frames ``start``..``stop-1`` of one file as (n, height, width)."""
+    """Frames ``start`` .. ``stop - 1`` of one file as a ``(n, height, width)`` array
+    (uint8, or uint16 for deeper grey formats)."""
     path = Path(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
         return _read_tiff(path, start, stop)
     return _read_avi(path, start, stop)
 
 
-# -- AVI -------------------------------------------------------------------------------
+def frame_segments(infos: Sequence[VideoInfo], first: int, stop: int) -> list[tuple[str, int, int]]:
+    """The ``(file, start, stop)`` pieces covering frames ``first`` .. ``stop - 1`` of the
+    recording made of ``infos`` one after the other."""
+    pieces = []
+    offset = 0
+    for info in infos:
+        a, b = max(first, offset), min(stop, offset + info.n_frames)
+        if a < b:
+            pieces.append((str(info.path), int(a - offset), int(b - offset)))
+        offset += info.n_frames
+    return pieces
 
-def _to_gray(frame) -> np.ndarray:
+
+def read_segments(segments: Sequence[tuple[str, int, int]]) -> np.ndarray:
+    """The frames of ``frame_segments`` pieces, concatenated."""
+    return np.concatenate([read_frames(path, a, b) for path, a, b in segments])
+
+
+# -- grey conversion ---------------------------------------------------------------------
+_LUMA_FIRST_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12"}
+
+
+def gray_frame(frame) -> np.ndarray:
+    """A decoded PyAV video frame as a 2-D grey array.
+
+    Grey formats as stored (uint8, or uint16 for 10-16 bit grey); 8-bit YUV formats: the
+    luma plane as stored; RGB formats: one channel when all are equal, else BT.601 luma.
+    """
     fmt = frame.format.name
     if fmt in ("gray", "gray8"):
         return frame.to_ndarray()
     if fmt.startswith("gray"):
-        return frame.to_ndarray().astype(np.uint16)
-    return frame.to_ndarray(format="gray")
+        return frame.to_ndarray().astype(np.uint16, copy=False)
+    if fmt in _LUMA_FIRST_8BIT:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(frame.height, plane.line_size)
+        return rows[:, : frame.width].copy()
+    rgb = frame.to_ndarray(format="rgb24")
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return rgb[..., 0].copy()
+    import cv2
+
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
+# -- AVI ---------------------------------------------------------------------------------
 def _probe_avi(path: Path) -> VideoInfo:
     import av
 
@@ -95,7 +166,7 @@ def _probe_avi(path: Path) -> VideoInfo:
             declared = stream.frames
             packets = sum(1 for packet in container.demux(stream) if packet.size)
         with av.open(str(path)) as container:
-            first = _to_gray(next(container.decode(video=0)))
+            first = gray_frame(next(container.decode(video=0)))
     except InputError:
         raise
     except StopIteration:
@@ -134,7 +205,7 @@ def _read_avi(path: Path, start: int, stop: int) -> np.ndarray:
                             decoded += 1
                 for frame in stream.decode(packet):
                     if start <= decoded < stop:
-                        frames.append(_to_gray(frame))
+                        frames.append(gray_frame(frame))
                     decoded += 1
                 index += 1
                 if decoded >= stop:
@@ -142,7 +213,7 @@ def _read_avi(path: Path, start: int, stop: int) -> np.ndarray:
             if decoded is not None and decoded < stop:
                 for frame in stream.decode(None):
                     if start <= decoded < stop:
-                        frames.append(_to_gray(frame))
+                        frames.append(gray_frame(frame))
                     decoded += 1
     except Exception as exc:
         raise VideoError(path, f"cannot decode frames {start}-{stop - 1} ({type(exc).__name__}: {exc})") from None
@@ -152,7 +223,13 @@ def _read_avi(path: Path, start: int, stop: int) -> np.ndarray:
 
 
 def write_avi(path: str | Path, frames: Iterable[np.ndarray], fps: float = 30.0) -> int:
-    """Write 8-bit grey frames losslessly (FFV1, every frame a keyframe), atomically."""
+    """Write 8-bit grey frames losslessly (FFV1, every frame a keyframe), atomically.
+
+    Returns
+    -------
+    int
+        The number of frames written.
+    """
     import av
 
     n = 0
@@ -175,8 +252,7 @@ def write_avi(path: str | Path, frames: Iterable[np.ndarray], fps: float = 30.0)
     return n
 
 
-# -- TIFF ------------------------------------------------------------------------------
-
+# -- TIFF --------------------------------------------------------------------------------
 def _probe_tiff(path: Path) -> VideoInfo:
     import tifffile
 
