@@ -10,7 +10,8 @@ import pytest
 import zarr
 
 from scopeline.miniscope.api import run_pipeline
-from scopeline.miniscope.frame_qc import detect_broken_frames, frame_statistics, grid_shape, interpolation_plan
+from scopeline.miniscope.frame_qc import (detect_broken_frames, frame_statistics, grid_shape, interpolation_plan,
+                                          running_median)
 from scopeline.miniscope.params import MiniscopeParams
 from scopeline.miniscope.simulate import SimulationParams, simulate_recording
 from scopeline.miniscope.simulate_corruption import (KINDS, SCENES, corrupt_frames, corrupt_one, corrupt_recording,
@@ -40,6 +41,15 @@ def test_statistics_match_numpy(shape, dtype):
     rng = np.random.default_rng(0)
     frames = (rng.uniform(0, 250, size=shape)).astype(dtype)
     np.testing.assert_allclose(frame_statistics(frames), _reference_statistics(frames), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, 11, 80])
+def test_running_median_matches_numpy(window):
+    x = np.random.default_rng(window).integers(0, 20, size=(57, 3, 11)).astype(np.float32)  # many ties
+    w = min(window, len(x))
+    starts = np.clip(np.arange(len(x)) - w // 2, 0, len(x) - w)  # windows moved inward at the ends
+    expected = np.stack([np.median(x[a : a + w], axis=0) for a in starts])
+    np.testing.assert_array_equal(running_median(x, window), expected)
 
 
 def test_interpolation_plan_by_hand():
