@@ -97,7 +97,7 @@ def test_detects_each_kind(scene):
 
 @pytest.mark.parametrize("scene", list(SCENES))
 def test_clean_recordings_lose_nothing_and_mixtures_are_found(scene):
-    frames, truth = render_scene(scene, 400, size=96, seed=3)
+    frames, _ = render_scene(scene, 400, size=96, seed=3)
     assert detect_broken_frames(frame_statistics(frames)).broken.sum() == 0
     bad, labels = corrupt_frames(frames, np.random.default_rng(4), 0.1)
     _check(labels, detect_broken_frames(frame_statistics(bad)).broken)

@@ -74,7 +74,7 @@ def frame_statistics(frames: np.ndarray) -> np.ndarray:
 def _statistics(frames, row_of, col_edges, out):  # pragma: no cover - compiled
     """Sums and absolute-difference sums per cell (float32 accumulators per row segment:
     exact for 8-bit video; relative error about 1e-7 per add otherwise)."""
-    t, h, w = frames.shape
+    t, h = frames.shape[:2]
     cols = len(col_edges) - 1
     for k in range(t):
         for y in range(h):

@@ -26,7 +26,9 @@ events of 1-3 consecutive frames (70 / 20 / 10 %), each frame corrupted independ
 
 :func:`render_scene` makes the clean frames to corrupt: the recordings of
 :mod:`scopeline.miniscope.simulate` (motion, vignetting, dark margin, neuropil, 8-bit
-noise), including variants with strong motion, bright transients and a dim field.
+noise), including variants with strong motion (drift and 4 jumps), bright transients, brightness
+changes (strongly fluctuating background, a 25 % light-source step halfway, 30 %
+bleaching) and a dim field.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ SCENES = {
     "standard": {},
     "strong_motion": {"drift_std": 0.15, "jump_size": 12.0, "jumps": 4},
     "bright_transients": {"spike_amplitude": (40.0, 90.0), "spike_rates": (0.5, 2.0, 4.0)},
+    "brightness_changes": {"background_fluctuation": 0.4, "brightness_step": 1.25, "bleaching": 0.3},
     "dim": {"background_level": 25.0, "neuropil_level": 5.0, "spike_amplitude": (4.0, 10.0),
             "neuron_baseline": (2.0, 6.0), "drift_std": 0.1},
 }
@@ -53,13 +56,20 @@ def render_scene(name: str, n_frames: int, size: int = 128, seed: int = 0, fps: 
 
     extra = dict(SCENES[name])
     jumps = extra.pop("jumps", None)
+    step, bleaching = extra.pop("brightness_step", 1.0), extra.pop("bleaching", 0.0)
     if jumps:  # evenly spread sudden jumps
         extra["jump_times"] = tuple(int(t) for t in np.linspace(0, n_frames, jumps + 2)[1:-1])
     extra["jump_size"] = min(extra.get("jump_size", 12.0), size / 10)
     p = SimulationParams(height=size, width=size, n_frames=n_frames, n_neurons=max(4, size * size // 1000),
                          fps=fps, seed=seed, **extra)
     truth = make_truth(p)
-    return render_frames(p, truth, 0, n_frames), truth
+    frames = render_frames(p, truth, 0, n_frames)
+    if step != 1.0 or bleaching:  # light-source step at the middle frame, exponential bleaching
+        gain = np.exp(np.log(1 - bleaching) * np.arange(n_frames) / max(n_frames - 1, 1)) if bleaching else \
+            np.ones(n_frames)
+        gain[n_frames // 2 :] *= step
+        frames = np.clip(np.round(frames * gain[:, None, None]), 0, 255).astype(np.uint8)
+    return frames, truth
 
 
 def corrupt_frames(frames: np.ndarray, rng: np.random.Generator, fraction: float = 0.05,

@@ -2,7 +2,7 @@
 filtering, export (NumPy, zarr, JSON, pickle, NWB) and the result figures.
 
 OUT/export/A.npy (units, H, W) float32 in the input video's frame (H x W: the crop box is
-placed back and spatial downsampling undone, see ``footprints_in_input``), C.npy and
+placed back and spatial downsampling undone, see ``coordinates.footprints_in_input``), C.npy and
 S.npy (units, frames), b.npy (h, w) (processed frame), f.npy (frames,), shifts.npy
 (frames, 2: the rigid (dy, dx) that corrected each exported frame, input pixels),
 units.json, results.zarr, results.pkl, results.nwb (masks as A) -- all atomic.
@@ -25,6 +25,7 @@ import numpy as np
 from ...errors import InputError
 from ...io.atomic import atomic_path, atomic_write, write_json
 from ..cnmf import temporal
+from ..coordinates import footprints_in_input
 from ..params_cnmf import ExportParams
 from .base import Step, StepContext, codec
 from .cnmf_common import (final_yra, load_array, outline_overlay, read_movie, require_units, run_temporal_update,
@@ -126,28 +127,6 @@ def _geometry(ctx: StepContext) -> dict | None:
         return ctx.read_json("load/frame_geometry")
     except (InputError, OSError):  # no load record (steps 1-4 replaced, as in tests)
         return None
-
-
-def footprints_in_input(A: np.ndarray, crop: dict | None, geometry: dict | None) -> np.ndarray:
-    """Footprints (units, h, w) of the cropped, spatially downsampled frame mapped to the
-    input video's frame: placed at the crop box, and with spatial downsampling by ``f``
-    each processed pixel's value fills the f x f block of input pixels it was made from
-    (``mean``) or whose top-left pixel it sampled (``subset``); input rows / columns
-    beyond the last whole block are 0. Values are not rescaled, so a_i c_i keeps its
-    per-pixel intensity. Without a crop or load record, ``A`` is returned unchanged."""
-    if crop is None or geometry is None:
-        return A
-    n = len(A)
-    h, w = geometry["shape"]
-    full = np.zeros((n, h, w), np.float32)
-    full[:, crop["y0"] : crop["y1"], crop["x0"] : crop["x1"]] = A
-    factor = int(geometry["downsample_space"])
-    if factor == 1:
-        return full
-    H, W = geometry["input_shape"]
-    out = np.zeros((n, H, W), np.float32)
-    out[:, : h * factor, : w * factor] = full.repeat(factor, axis=1).repeat(factor, axis=2)
-    return out
 
 
 def _run_parameters(out_dir: Path) -> dict:
