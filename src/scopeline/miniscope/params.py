@@ -89,6 +89,25 @@ class MotionParams(_Params):
     qc: bool = Field(True, description="drop frames whose motion is an outlier")
     qc_threshold: float = Field(5.0, gt=0, description="k: drop frames with motion > mean + k std")
     qc_min_motion: float = Field(2.0, ge=0, description="never drop frames moving less than this (px)")
+    broken_frames: bool = Field(
+        True, description="detect frames broken by a wireless link (bands / blocks of high-contrast noise, "
+        "blacked-out regions) against their neighbouring frames (see frame_qc)")
+    broken_action: Literal["drop", "interpolate"] = Field(
+        "drop", description="drop broken frames, or replace each by linear interpolation between the nearest good "
+        "frames before and after it (motion-corrected; the frame keeps its place in frame_index)")
+    broken_window: int = Field(
+        11, ge=3, description="frames of the running median each frame is compared with (odd, centred); "
+        "bursts of up to window // 2 consecutive broken frames are found")
+    broken_k: float = Field(8.0, gt=0, description="least excess over the neighbours' median in scaled MADs")
+    broken_noise_ratio: float = Field(
+        1.5, gt=1, description="least ratio of a cell's high-frequency energy (normalised by the shot noise "
+        "expected at its mean) to the neighbours'")
+    broken_dark_fraction: float = Field(
+        0.4, gt=0, lt=1, description="a cell is blacked out when its mean falls below dark + this x "
+        "(neighbours' median - dark); dark = the recording's sensor offset level")
+    broken_min_cells: int = Field(
+        3, ge=1, description="least noisy or blacked-out cells (of the 128 row bands x 8 column segments) for a "
+        "broken frame")
     fill_value: float = Field(0.0, description="value for pixels shifted in from outside / NaN")
     validate_output: bool = Field(True, description="check the corrected data for NaN/Inf and range")
 
@@ -96,6 +115,8 @@ class MotionParams(_Params):
     def _mesh(self) -> "MotionParams":
         if self.mesh is not None and min(self.mesh) < 2:
             raise ValueError("mesh needs at least 2 control points per axis")
+        if self.broken_window % 2 == 0:
+            raise ValueError("broken_window must be odd")
         return self
 
 

@@ -132,5 +132,6 @@ def evaluate_run(video_dir, out_dir, spike_bin: int = 5) -> dict:
     A, C, S = (np.load(export / f"{k}.npy") for k in "ACS")
     frame_index = np.array(json.loads((export / "units.json").read_text())["frame_index"])
     crop = json.loads((out_dir / "steps" / "crop" / "crop.json").read_text())
-    return evaluate_against_truth(A, C, S, frame_index, truth["A"], truth["C"], truth["S"],
-                                  (crop["y0"], crop["x0"]), spike_bin)
+    # exported footprints are in the input video's frame; older exports were in the crop box
+    origin = (0, 0) if A.shape[1:] == truth["A"].shape[1:] else (crop["y0"], crop["x0"])
+    return evaluate_against_truth(A, C, S, frame_index, truth["A"], truth["C"], truth["S"], origin, spike_bin)

@@ -23,11 +23,13 @@ from .base import Step, StepContext, open_for_writing
 
 
 def correct_chunk(store: str, source: str, target: str, groups: np.ndarray, shifts: np.ndarray, region,
-                  mask: np.ndarray, fill: float, mesh, template, first: int) -> dict:
+                  mask: np.ndarray, fill: float, mesh, template, first: int, replace: np.ndarray | None = None) -> dict:
     """Correct and crop the frames ``groups`` (n, k) of ``source`` (shifts (n, k, 2)),
-    average each group, write the n frames as one chunk of ``target`` at ``first``; return
-    the counts of non-finite values and empty frames and the chunk's sum and max frames.
-    Only this chunk is in memory."""
+    replace the broken frames listed in ``replace`` (rows: frame, good frame before, good
+    frame after, weight of the one before, then the two good frames' shifts) by the
+    weighted mean of their corrected neighbours, average each group, write the n frames
+    as one chunk of ``target`` at ``first``; return the counts of non-finite values and
+    empty frames and the chunk's sum and max frames. Only this chunk is in memory."""
     import zarr
 
     n, k = groups.shape
@@ -37,6 +39,13 @@ def correct_chunk(store: str, source: str, target: str, groups: np.ndarray, shif
     else:
         frames = array.oindex[positions, :, :]
     out = correct_and_crop(frames, shifts.reshape(n * k, 2), region, mask, fill, mesh, template)
+    if replace is not None and len(replace):
+        where = {int(p): i for i, p in enumerate(positions)}
+        for row in replace:
+            a, b, weight = int(row[1]), int(row[2]), float(row[3])
+            pair = correct_and_crop(np.stack([array[a], array[b]]), row[4:8].reshape(2, 2), region, mask, fill,
+                                    mesh, template)
+            out[where[int(row[0])]] = weight * pair[0] + (1 - weight) * pair[1]
     if k > 1:
         out = out.reshape((n, k) + mask.shape).mean(axis=1)
     open_for_writing(store, target)[first : first + n] = to_float16(out)
@@ -54,7 +63,7 @@ def combine_stats(a: dict, b: dict) -> dict:
 class CropStep(Step):
     name = "crop"
     title = "2e, 3a. Corrected video, validation and crop"
-    version = "2"  # float16 store, groups
+    version = "3"  # broken frames replaced by interpolation
     params_model = CropParams
 
     def run(self, ctx: StepContext, p: CropParams) -> dict:
@@ -77,12 +86,17 @@ class CropStep(Step):
             sample = np.asarray(pre[keep[:200]])
             template = apply_shifts(sample, shifts_all[keep[:200]], fill).mean(axis=0)
         target = ctx.create("Y", (len(groups),) + mask.shape, np.float16, (p.chunk_frames,) + mask.shape)
+        plan = np.asarray(ctx.read("interpolate")) if ctx.has("interpolate") else np.zeros((0, 4))
+        if len(plan):  # broken frames replaced by their neighbours: the neighbours' shifts travel along
+            a, b = plan[:, 1].astype(int), plan[:, 2].astype(int)
+            plan = np.column_stack([plan[:, :4], shifts_all[a], shifts_all[b]])
         source = "load/pre"
         shared_mask = share(mask)  # one copy per worker, not one per task
         shared_template = None if template is None else share(template)
         tasks = [dask.delayed(correct_chunk)(str(ctx.store_path), source, target, groups[a : a + p.chunk_frames],
                                              shifts_all[groups[a : a + p.chunk_frames]], region, shared_mask, fill,
-                                             mesh, shared_template, a)
+                                             mesh, shared_template, a,
+                                             plan[np.isin(plan[:, 0], groups[a : a + p.chunk_frames])])
                  for a in range(0, len(groups), p.chunk_frames)]
         stats = tree_reduce(tasks, combine_stats).compute() if tasks else {
             "bad": 0, "empty": 0, "sum": np.zeros(mask.shape), "max": np.zeros(mask.shape)}

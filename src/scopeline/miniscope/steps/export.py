@@ -1,8 +1,11 @@
 """Step 8 (guide 8a-8c): final YrA and temporal update with the refined footprints, final
 filtering, export (NumPy, zarr, JSON, pickle, NWB) and the result figures.
 
-OUT/export/A.npy (units, h, w) float32, C.npy and S.npy (units, frames), b.npy (h, w),
-f.npy (frames,), units.json, results.zarr, results.pkl, results.nwb -- all atomic.
+OUT/export/A.npy (units, H, W) float32 in the input video's frame (H x W: the crop box is
+placed back and spatial downsampling undone, see ``coordinates.footprints_in_input``), C.npy and
+S.npy (units, frames), b.npy (h, w) (processed frame), f.npy (frames,), shifts.npy
+(frames, 2: the rigid (dy, dx) that corrected each exported frame, input pixels),
+units.json, results.zarr, results.pkl, results.nwb (masks as A) -- all atomic.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
+from ...io.atomic import atomic_path
 from ...io.exports import write_exports
 from ..cnmf import temporal
+from ..coordinates import footprints_in_input
 from ..params_cnmf import ExportParams
 from .base import Step, StepContext, codec
 from .cnmf_common import (final_yra, load_array, outline_overlay, read_movie, require_units, run_temporal_update,
@@ -63,10 +68,14 @@ class ExportStep(Step):
 
         frame_index = load_array(ctx, "frame_index") if ctx.has("frame_index") else np.arange(YrA.shape[1])
         export_dir = ctx.out_dir / "export"
+        crop, geometry = _crop(ctx), _geometry(ctx)
+        exported = {**kept, "A": footprints_in_input(kept["A"], crop, geometry)}
         metadata = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "fps": ctx.fps, "n_frames": int(YrA.shape[1]), "shape": list(A.shape[1:]),
-            "crop": _crop(ctx),  # where the footprints' frame lies in the original video
+            "fps": ctx.fps, "n_frames": int(YrA.shape[1]), "shape": list(exported["A"].shape[1:]),
+            "processed_shape": list(A.shape[1:]),  # the cropped (and downsampled) frame CNMF worked in
+            "crop": crop,  # where that frame lies in the (downsampled) video
+            "downsample_space": geometry["downsample_space"] if geometry else 1,
             "n_units": int(keep.sum()), "frame_index": frame_index.astype(int).tolist(),
             "timestamps_s": (frame_index / ctx.fps).round(6).tolist(),
             "temporal_settings": {**settings.__dict__},
@@ -74,7 +83,12 @@ class ExportStep(Step):
             "dropped_units": _all_dropped(ctx),
         }
         background = {"b": b.astype(np.float32), "f": f.astype(np.float32)}
-        write_exports(export_dir, kept, background, metadata, params.formats, params.session_description, codec())
+        write_exports(export_dir, exported, background, metadata, params.formats, params.session_description, codec())
+        if ctx.has("shifts"):  # the rigid correction of each exported frame, input pixels
+            factor = geometry["downsample_space"] if geometry else 1
+            shifts = np.asarray(load_array(ctx, "shifts"), np.float32) * np.float32(factor)
+            with atomic_path(export_dir / "shifts.npy") as tmp:
+                np.save(tmp, shifts)
         mean_frame = load_array(ctx, "mean_frame")
         _figures(ctx, mean_frame, kept, params.n_example_traces)
         return {"units_in": len(ids), "units_exported": int(keep.sum()), "export_dir": str(export_dir),
@@ -101,6 +115,13 @@ def _crop(ctx: StepContext) -> dict | None:
     try:
         return ctx.read_json("crop")
     except InputError:  # no crop record (steps 1-4 replaced, as in tests)
+        return None
+
+
+def _geometry(ctx: StepContext) -> dict | None:
+    try:
+        return ctx.read_json("load/frame_geometry")
+    except (InputError, OSError):  # no load record (steps 1-4 replaced, as in tests)
         return None
 
 

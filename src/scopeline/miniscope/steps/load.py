@@ -6,10 +6,12 @@ filtering and the chunk registration all work frame by frame, and reading the vi
 an intermediate store again costs as much as the work itself.
 
 Writes ``pre`` (every loaded frame, preprocessed: uint8 for 8-bit input), ``raw_mean``
-(mean raw frame), ``edge_means`` (left-edge statistic per frame), ``kept_frames`` (frames
-left after line-split removal), ``chunk_shifts`` / ``chunk_peaks`` (within-chunk shift
+(mean raw frame), ``edge_means`` (left-edge statistic per frame), ``frame_stats`` (per
+frame, the cell statistics of ``frame_qc`` for broken-frame detection), ``kept_frames``
+(frames left after line-split removal), ``chunk_shifts`` / ``chunk_peaks`` (within-chunk shift
 and peak of every frame) and ``chunk_templates`` (band spectrum of each chunk's
-template). The motion step chains the chunks and selects frames; the crop step applies
+template) and JSON ``frame_geometry`` (input frame shape, spatial downsampling). The
+motion step chains the chunks and selects frames; the crop step applies
 the shifts. Unreadable or truncated files stop the run, or are skipped and recorded
 (``on_bad_video="skip"``).
 """
@@ -24,6 +26,7 @@ from ...errors import InputError
 from ...io.atomic import write_text
 from ...io.video import declared_frames, find_videos, frame_segments, probe_video, read_frames
 from ..filters import output_dtype, preprocess_frames
+from ..frame_qc import N_STATS, frame_statistics, grid_shape
 from ..linesplit import detect_left_edge, detect_robust, left_edge_means
 from ..params import LoadParams, MiniscopeParams
 from ..registration import estimate_chunk
@@ -38,14 +41,17 @@ def read_block(path: str, start: int, stop: int, factor: int, method: str) -> np
 
 
 def load_chunk(segments: list[tuple[str, int, int]], factor: int, method: str, edge_width: int, pre,
-               motion: dict, store: str, component: str, first: int) -> dict:
+               motion: dict, store: str, component: str, stats_component: str, first: int) -> dict:
     """One pass over one chunk of frames (possibly from several files): decode, downsample,
-    take the left-edge statistic and the sum frame, denoise and remove the background,
-    write the result into the zarr array at ``first``, and register the chunk's frames to
-    the chunk's own template (``estimate_chunk``). Only this chunk is in memory."""
+    take the left-edge statistic, the broken-frame cell statistics (``frame_qc``) and the
+    sum frame, denoise and remove the background, write the preprocessed frames and the
+    cell statistics into their zarr arrays at ``first``, and register the chunk's frames
+    to the chunk's own template (``estimate_chunk``). Only this chunk is in memory; the
+    broken-frame decision needs the neighbouring chunks and is made in the motion step."""
     frames = np.concatenate([read_block(path, a, b, factor, method) for path, a, b in segments])
     exact = np.uint32 if frames.dtype in (np.uint8, np.uint16) and len(frames) < 65536 else np.float64
     edge, total = left_edge_means(frames, edge_width), frames.sum(axis=0, dtype=exact).astype(np.float64)
+    open_for_writing(store, stats_component)[first : first + len(frames)] = frame_statistics(frames)
     pre = preprocess_frames(frames, pre)
     open_for_writing(store, component)[first : first + len(pre)] = pre
     return {"edge": edge, "sum": total, "motion": [estimate_chunk(pre, **motion)]}
@@ -86,7 +92,7 @@ class LoadStep(Step):
     name = "load"
     title = "2a-2c. Load, denoise, remove background, register within chunks"
     params_model = LoadParams
-    version = "3"  # 3: source_frames (true timeline with skipped files)
+    version = "4"  # 3: source_frames (true timeline with skipped files); 4: broken-frame statistics
 
     def fingerprint(self, ctx: StepContext, params: LoadParams) -> dict:
         files = find_videos(ctx.input_dir, params.pattern)
@@ -135,13 +141,18 @@ class LoadStep(Step):
         pre_params, motion = fused_settings(ctx)
         target = ctx.create("pre", (n_use,) + shape, output_dtype(infos[0].dtype, pre_params),
                             (p.chunk_frames,) + shape)
+        grid = grid_shape(shape) + (N_STATS,)
+        stats = ctx.create("frame_stats", (n_use,) + grid, np.float32, (p.chunk_frames,) + grid)
+        ctx.write_json("frame_geometry", {"input_shape": [infos[0].height, infos[0].width], "shape": list(shape),
+                                          "downsample_space": p.downsample_space,
+                                          "downsample_method": p.downsample_method})
         width = max(1, math.ceil(p.line_split_width / p.downsample_space))
         ctx.write("source_frames", source_frames(infos, origins)[:n_use])
         tasks = []
         for first in range(0, n_use, p.chunk_frames):
             segments = frame_segments(infos, first, min(first + p.chunk_frames, n_use))
             tasks.append(dask.delayed(load_chunk)(segments, p.downsample_space, p.downsample_method, width,
-                                                  pre_params, motion, str(ctx.store_path), target, first))
+                                                  pre_params, motion, str(ctx.store_path), target, stats, first))
         result = tree_reduce(tasks, _combine).compute()
         edge, mean = result["edge"], result["sum"] / max(n_use, 1)
         ctx.write("chunk_shifts", np.concatenate([c["shifts"] for c in result["motion"]]).astype(np.float32))

@@ -3,15 +3,20 @@ and frame selection.
 
 The load step's pass registered every chunk of frames to its own template
 (``chunk_shifts``, ``chunk_templates``); here the chunk templates are registered to each
-other (``combine_chunks``), frames whose motion is an outlier are dropped (among the
-frames left by line-split removal), and the remaining frames are grouped for temporal
+other (``combine_chunks``), frames broken by a wireless link are found on the load pass's
+cell statistics (``frame_qc``) and dropped or replaced by interpolation
+(``broken_action``), frames whose motion is an outlier are dropped (among the frames left
+by line-split removal), and the remaining frames are grouped for temporal
 downsampling: ``subset`` keeps every n-th frame, ``mean`` averages n consecutive frames
 after each is motion-corrected (no blur from averaging unaligned frames).
 
 Writes ``shifts_all`` / ``peaks_all`` (every loaded frame), ``groups`` (output frames,
 n) positions in ``pre`` averaged into each frame of ``Y``, ``keep`` (those positions,
 flat), ``frame_index`` (first original frame of each group) and ``shifts`` (mean shift
-of each group). The crop step applies the shifts and writes the corrected video ``Y``.
+of each group; a replaced frame's is interpolated), ``interpolate`` (rows: broken frame,
+good frame before, good frame after, weight of the one before) and
+``OUT/all_removed_frames.txt``. The crop step applies the shifts and writes the
+corrected video ``Y``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ...errors import InputError
 from ...io.atomic import write_text
 from .. import report
 from ..params import MotionParams
+from ..frame_qc import detect_broken_frames, interpolation_plan
 from ..registration import combine_chunks, motion_outliers
 from .base import Step, StepContext
 
@@ -40,7 +46,7 @@ class MotionStep(Step):
     name = "motion"
     title = "2c-2d. Motion correction and frame QC"
     params_model = MotionParams
-    version = "2"  # within-chunk estimation moved into the load pass
+    version = "4"  # broken-frame detection; true frame numbers (source_frames)
 
     def run(self, ctx: StepContext, p: MotionParams) -> dict:
         lp = ctx.read_json("load_settings")
@@ -53,44 +59,78 @@ class MotionStep(Step):
         shape = tuple(ctx.read("pre").shape[1:])
         shifts, peaks = combine_chunks(chunks, shape, p.max_shift, p.upsample)
         kept = np.asarray(ctx.read("kept_frames"))
-        if not np.isfinite(shifts[kept]).all():
+        broken, reasons = _broken_frames(ctx, p, kept)
+        candidates = np.setdiff1d(kept, broken)  # judged by motion QC; broken frames' shifts are noise
+        if not np.isfinite(shifts[candidates]).all():
             raise InputError(ctx.store_path, "motion estimation produced non-finite shifts",
                              "check the preprocessed video for empty or NaN frames")
-        dropped = motion_outliers(shifts[kept], p.qc_threshold, p.qc_min_motion)[0] if p.qc else np.zeros(0, int)
-        used = np.delete(kept, dropped)
+        dropped = motion_outliers(shifts[candidates], p.qc_threshold, p.qc_min_motion)[0] if p.qc else np.zeros(0, int)
+        good = np.delete(candidates, dropped)
+        plan = np.zeros((0, 4))
+        corrected = shifts.copy()
+        if p.broken_action == "interpolate" and broken.size:
+            plan = interpolation_plan(broken, good)
+            t, a, b, w = plan[:, 0].astype(int), plan[:, 1].astype(int), plan[:, 2].astype(int), plan[:, 3:4]
+            corrected[t] = w * shifts[a] + (1 - w) * shifts[b]  # the motion of a replaced frame
+            used = np.union1d(good, t)
+        else:
+            used = good
         groups = frame_groups(used, lp["downsample_time"], lp["downsample_method"])
         if len(groups) == 0:
-            raise InputError(ctx.store_path, f"no frame left after line-split removal and motion QC "
-                             f"({len(shifts)} loaded)", "check the video, or relax load.line_split / motion.qc")
+            raise InputError(ctx.store_path, f"no frame left after line-split removal, broken-frame removal and "
+                             f"motion QC ({len(shifts)} loaded)",
+                             "check the video, or relax load.line_split / motion.broken_frames / motion.qc")
         ctx.write("shifts_all", shifts.astype(np.float32))
         ctx.write("peaks_all", peaks.astype(np.float32))
         ctx.write("groups", groups)
         ctx.write("keep", groups.ravel())
         source = np.asarray(ctx.read("source_frames")) if ctx.has("source_frames") else np.arange(len(shifts))
         ctx.write("frame_index", source[groups[:, 0]])  # true frame numbers: skipped files keep their places
-        ctx.write("shifts", shifts[groups].mean(axis=1).astype(np.float32))
-        dropped_frames = kept[dropped].tolist()
-        ctx.write_json("removed_frames", {"motion_qc": dropped_frames})
+        ctx.write("shifts", corrected[groups].mean(axis=1).astype(np.float32))
+        ctx.write("interpolate", plan)
+        dropped_frames = candidates[dropped].tolist()
+        ctx.write_json("removed_frames", {"motion_qc": dropped_frames, "broken": {str(k): v for k, v in reasons.items()},
+                                          "broken_action": p.broken_action})
         ctx.write_json("motion_settings", p.model_dump(mode="json"))
-        _write_removed_log(ctx, dropped_frames)
+        _write_removed_log(ctx, dropped_frames, reasons, p.broken_action)
         if dropped_frames:
             ctx.log.info("motion QC: dropped %d frames: %s", len(dropped_frames), dropped_frames)
+        if broken.size:
+            ctx.log.info("broken frames (%s): %d: %s", p.broken_action, broken.size, broken.tolist())
         ctx.report_figure(report.motion_figure(shifts[kept], kept, np.asarray(dropped_frames)), "shifts",
                           "Rigid shift per frame; frames dropped by QC marked with x")
-        return {"frames": int(len(kept)), "dropped": len(dropped_frames), "frames_out": int(len(groups)),
-                "max_abs_shift": float(np.abs(shifts[kept]).max()) if len(kept) else 0.0,
-                "median_peak": float(np.median(peaks[kept])) if len(kept) else 0.0}
+        return {"frames": int(len(kept)), "dropped": len(dropped_frames), "broken": int(broken.size),
+                "broken_action": p.broken_action, "frames_out": int(len(groups)),
+                "max_abs_shift": float(np.abs(shifts[good]).max()) if len(good) else 0.0,
+                "median_peak": float(np.median(peaks[good])) if len(good) else 0.0}
 
 
-def _write_removed_log(ctx: StepContext, dropped: list[int]) -> None:
-    """OUT/all_removed_frames.txt: every removed frame and why (absent when none)."""
+def _broken_frames(ctx: StepContext, p: MotionParams, kept: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
+    """Broken frames among ``kept`` (sorted) and {frame: reason}; judged on the cell
+    statistics the load pass stored (``frame_stats``) against the neighbouring frames."""
+    if not p.broken_frames or not ctx.has("frame_stats"):
+        return np.zeros(0, np.int64), {}
+    import zarr
+
+    stats = zarr.open_array(str(ctx.store_path), path=ctx.array_path("frame_stats"), mode="r")  # read in blocks
+    found = detect_broken_frames(stats, window=p.broken_window, k=p.broken_k,
+                                 noise_ratio=p.broken_noise_ratio, dark_fraction=p.broken_dark_fraction,
+                                 min_cells=p.broken_min_cells)
+    usable = set(kept.tolist())
+    reasons = {t: r for t, r in found.reasons().items() if t in usable}
+    return np.array(sorted(reasons), np.int64), reasons
+
+
+def _write_removed_log(ctx: StepContext, dropped: list[int], broken: dict[int, str], action: str) -> None:
+    """OUT/all_removed_frames.txt: every removed (or, with ``broken_action="interpolate"``,
+    replaced) frame and why, one ``frame<TAB>reason`` line each in frame order; the header
+    alone when none."""
     line_split = ctx.read_json("load/removed_frames")["line_split"]
-    path = ctx.out_dir / "all_removed_frames.txt"
-    rows = [f"{f}\tline_split" for f in line_split] + [f"{f}\tmotion_qc" for f in dropped]
-    if rows:
-        write_text(path, "frame\treason\n" + "\n".join(rows) + "\n")
-    elif path.exists():
-        path.unlink()
+    suffix = " (interpolated)" if action == "interpolate" else ""
+    rows = ([(f, "line_split") for f in line_split] + [(f, "motion_qc") for f in dropped]
+            + [(f, f"broken:{why}{suffix}") for f, why in broken.items()])
+    write_text(ctx.out_dir / "all_removed_frames.txt",
+               "frame\treason\n" + "".join(f"{f}\t{why}\n" for f, why in sorted(rows)))
 
 
 STEP = MotionStep()
