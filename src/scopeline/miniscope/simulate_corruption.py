@@ -211,7 +211,7 @@ def corrupt_recording(folder, seed: int = 0, fraction: float = 0.05, kinds: tupl
     from pathlib import Path
 
     from ..io.atomic import atomic_path
-    from .io_video import find_videos, probe_video, read_frames, write_avi
+    from ..io.video import find_videos, probe_video, read_frames, write_avi
 
     files = find_videos(Path(folder))
     counts = [probe_video(f).n_frames for f in files]
