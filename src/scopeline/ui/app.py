@@ -1,0 +1,176 @@
+"""The routes of ``scopeline serve`` (a thin adapter over :mod:`scopeline.tools`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+from fastapi import FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from ..errors import ScopelineError
+from ..tools import DECISIONS, Run, open_run
+from . import runs as runs_view
+from .config import ServeConfig
+from .security import PathRefused, SecurityMiddleware, relative_name, safe_path
+
+HERE = Path(__file__).parent
+PER_PAGE = 50
+MAX_PER_PAGE = 500
+
+
+class RunNotFound(Exception):
+    """The folder is allowed but holds no cryo-EM run (answered 404)."""
+
+
+def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
+    """The FastAPI application of ``scopeline serve``.
+
+    Parameters
+    ----------
+    config : ServeConfig
+        Address, token and the allowed folders (use :meth:`ServeConfig.checked` first).
+    live_interval_s : float
+        How often (s) the live feed looks whether a run changed.
+    """
+    app = FastAPI(title="scopeline", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SecurityMiddleware, config=config)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals["rel"] = lambda p: relative_name(config, Path(p))
+
+    @app.exception_handler(PathRefused)
+    async def _refused(request: Request, exc: PathRefused):
+        return PlainTextResponse(f"forbidden: {exc}", status_code=403)
+
+    @app.exception_handler(RunNotFound)
+    async def _not_found(request: Request, exc: RunNotFound):
+        return PlainTextResponse(f"not found: {exc}", status_code=404)
+
+    def open_allowed(path: str) -> Run:
+        folder = safe_path(config, path)
+        if runs_view.run_kind(folder) not in ("dose", "maxshift", "clean"):
+            raise RunNotFound(f"{path} holds no dose, maxshift or clean run")
+        try:
+            return open_run(folder)
+        except ScopelineError as exc:
+            raise RunNotFound(exc.one_line()) from exc
+
+    async def decided(run: Run) -> list[dict]:
+        return await anyio.to_thread.run_sync(run.decide)
+
+    @app.get("/healthz", response_class=PlainTextResponse)
+    async def healthz():
+        return "ok"
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(request: Request):
+        found = await anyio.to_thread.run_sync(runs_view.find_runs, config.roots)
+        return templates.TemplateResponse(request, "index.html", {
+            "runs": found, "roots": config.roots, "watch": config.watch})
+
+    @app.get("/run", response_class=HTMLResponse)
+    async def run_page(request: Request, path: str):
+        run = open_allowed(path)
+        rows = await decided(run)
+        return templates.TemplateResponse(request, "run.html", {
+            "run": run, "path": relative_name(config, run.out_dir.resolve()),
+            "counts": runs_view.counts(rows), "fields": runs_view.decision_fields(run),
+            "running": run.running})
+
+    @app.get("/run/counts", response_class=HTMLResponse)
+    async def run_counts(request: Request, path: str):
+        run = open_allowed(path)
+        return templates.TemplateResponse(request, "_counts.html", {
+            "counts": runs_view.counts(await decided(run)), "running": run.running,
+            "path": relative_name(config, run.out_dir.resolve())})
+
+    @app.get("/run/items", response_class=HTMLResponse)
+    async def run_items(request: Request, path: str, page: int = 1,
+                        per_page: int = Query(PER_PAGE, ge=1, le=MAX_PER_PAGE), status: str = ""):
+        run = open_allowed(path)
+        table = runs_view.table_page(await decided(run), run.tool, page, per_page, status or None)
+        return templates.TemplateResponse(request, "_items.html", {
+            "table": table, "path": relative_name(config, run.out_dir.resolve())})
+
+    @app.get("/run/data")
+    async def run_data(path: str):
+        run = open_allowed(path)
+        rows = await decided(run)
+        return JSONResponse(runs_view.plot_data(rows, run.tool, run.params.model_dump(mode="json")))
+
+    @app.post("/run/redecide", response_class=HTMLResponse)
+    async def redecide(request: Request):
+        form = await request.form()
+        run = open_allowed(str(form.get("path", "")))
+        thresholds = {}
+        for field in runs_view.decision_fields(run):
+            name = field["name"]
+            if field["type"] == "checkbox":
+                thresholds[name] = name in form
+            elif form.get(name) not in (None, ""):
+                thresholds[name] = form.get(name)
+        try:
+            summary = await anyio.to_thread.run_sync(lambda: run.redecide(**thresholds))
+        except ScopelineError as exc:
+            return HTMLResponse(f'<p class="error">{_escape(exc.one_line())}</p>', status_code=400)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            return HTMLResponse(f'<p class="error">{_escape(problems)}</p>', status_code=400)
+        message = ("re-decided: outputs rewritten" if summary is not None
+                   else "saved: the running run applies it at its next update")
+        return HTMLResponse(f'<p class="ok">{message}</p>', headers={"HX-Trigger": "redecided"})
+
+    @app.post("/run/override")
+    async def override(path: str = Form(...), key: str = Form(...), decision: str = Form(...)):
+        run = open_allowed(path)
+        if decision not in (*DECISIONS, "rule"):
+            return PlainTextResponse("decision must be accepted, discarded or rule", status_code=400)
+        if key not in {r.get("key") for r in run.records()}:
+            return PlainTextResponse(f"no item {key!r} in this run", status_code=404)
+
+        def apply():
+            run.set_override(key, None if decision == "rule" else decision)
+            run.redecide()  # finished run: outputs rewritten now; running: at its next update
+
+        try:
+            await anyio.to_thread.run_sync(apply)
+        except ScopelineError as exc:
+            return PlainTextResponse(exc.one_line(), status_code=409)
+        return Response(status_code=204, headers={"HX-Trigger": "redecided"})
+
+    @app.get("/run/events")
+    async def run_events(request: Request, path: str, once: bool = False):
+        run = open_allowed(path)
+
+        async def feed():
+            last = None
+            while True:
+                stamp = runs_view.state_stamp(run)
+                running = run.running
+                if stamp != last:
+                    last = stamp
+                    counts = runs_view.counts(await decided(run))
+                    counts["running"] = bool(running)
+                    yield f"event: counts\ndata: {json.dumps(counts)}\n\n"
+                if not running or once:
+                    yield "event: done\ndata: {}\n\n"
+                    return
+                if await request.is_disconnected():
+                    return
+                await anyio.sleep(live_interval_s)
+
+        return StreamingResponse(feed(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    return app
+
+
+def _escape(text: str) -> str:
+    from markupsafe import escape
+
+    return str(escape(text))
