@@ -141,7 +141,10 @@ def test_live_feed_streams_changes_while_the_run_goes_on(client, runs_root):
                 run.set_override(key, "discarded")  # what a user does while movies arrive
             elif len(seen) == 2:
                 assert data["discarded"] == 1 and data["overridden"] == 1
+                assert open_run(runs_root / "dose1").redecide(max_diff=5) is None  # saved, applied live
+            elif len(seen) == 3:
+                assert data["discarded"] == 2  # the new threshold reaches the feed
                 (state / "lock").unlink()
             elif data == {}:
                 break
-    assert len(seen) == 3  # counts, changed counts, done
+    assert len(seen) == 4  # counts, after the override, after the new threshold, done

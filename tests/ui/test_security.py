@@ -14,7 +14,7 @@ from scopeline.tools import open_run
 from scopeline.ui import ServeConfig
 from scopeline.ui.config import is_loopback
 from scopeline.ui.runs import find_runs
-from scopeline.ui.security import COOKIE
+from scopeline.ui.security import cookie_name
 
 from .conftest import client_for
 
@@ -56,10 +56,11 @@ def test_token_as_bearer_or_query_then_cookie(runs_root):
     config = ServeConfig(host="0.0.0.0", token=TOKEN, runs=runs_root)
     client = client_for(config, base_url="http://10.1.2.3:8765")
     assert client.get("/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-    assert COOKIE not in client.cookies  # a header is not turned into a cookie
+    assert cookie_name(config) not in client.cookies  # a header is not turned into a cookie
     response = client.get(f"/?token={TOKEN}")
     assert response.status_code == 200
     set_cookie = response.headers["set-cookie"].lower()
+    assert set_cookie.startswith("scopeline_token_8765=")
     assert "httponly" in set_cookie and "samesite=strict" in set_cookie
     assert client.get("/run?path=dose1").status_code == 200  # the cookie carries it now
     client.cookies.clear()
@@ -134,3 +135,12 @@ def test_no_endpoint_runs_a_command(runs_root, monkeypatch):
     assert client.post("/run/redecide", data={"path": "dose1", "max_diff": "5"}).status_code == 200
     key = open_run(runs_root / "dose1").records()[0]["key"]
     assert client.post("/run/override", data={"path": "dose1", "key": key, "decision": "discarded"}).status_code == 204
+
+
+def test_file_names_are_escaped_in_pages(runs_root, dose_template):
+    shutil.copytree(dose_template, runs_root / "<img src=x onerror=alert(1)>")
+    client = client_for(ServeConfig(runs=runs_root))
+    html = client.get("/").text
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    page = client.get("/run", params={"path": "<img src=x onerror=alert(1)>"})
+    assert page.status_code == 200 and "<img src=x" not in page.text

@@ -154,7 +154,8 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
                 running = run.running
                 if stamp != last:
                     last = stamp
-                    counts = runs_view.counts(await decided(run))
+                    fresh = open_allowed(path)  # thresholds may have been changed meanwhile
+                    counts = runs_view.counts(await decided(fresh))
                     counts["running"] = bool(running)
                     yield f"event: counts\ndata: {json.dumps(counts)}\n\n"
                 if not running or once:

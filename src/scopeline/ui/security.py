@@ -24,7 +24,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from .config import ServeConfig, is_loopback
 
-COOKIE = "scopeline_token"
+COOKIE = "scopeline_token"  # + "_<port>": cookies do not tell the ports of one host apart
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -64,6 +64,11 @@ def relative_name(config: ServeConfig, path: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
+def cookie_name(config: ServeConfig) -> str:
+    """The token's cookie; one per port, so two servers on one host keep their own."""
+    return f"{COOKIE}_{config.port}"
+
+
 def _host_only(host_header: str) -> str:
     host = host_header.strip().lower()
     if host.startswith("["):
@@ -87,7 +92,7 @@ class SecurityMiddleware(BaseHTTPMiddleware):
         query = request.query_params.get("token")
         if query is not None and secrets.compare_digest(query, token):
             return True, True
-        cookie = request.cookies.get(COOKIE)
+        cookie = request.cookies.get(cookie_name(self.config))
         if cookie is not None and secrets.compare_digest(cookie, token):
             return True, False
         return False, False
@@ -111,7 +116,7 @@ class SecurityMiddleware(BaseHTTPMiddleware):
                                          headers={"WWW-Authenticate": "Bearer"})
         response = await call_next(request)
         if from_query:
-            response.set_cookie(COOKIE, self.config.token, httponly=True, samesite="strict",
+            response.set_cookie(cookie_name(self.config), self.config.token, httponly=True, samesite="strict",
                                 secure=request.url.scheme == "https")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
