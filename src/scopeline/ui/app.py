@@ -150,8 +150,8 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
         async def feed():
             last = None
             while True:
-                stamp = runs_view.state_stamp(run)
                 running = run.running
+                stamp = (runs_view.state_stamp(run), bool(running))  # the run's end is news too
                 if stamp != last:
                     last = stamp
                     fresh = open_allowed(path)  # thresholds may have been changed meanwhile
