@@ -145,6 +145,8 @@ def test_live_feed_streams_changes_while_the_run_goes_on(client, runs_root):
             elif len(seen) == 3:
                 assert data["discarded"] == 2  # the new threshold reaches the feed
                 (state / "lock").unlink()
+            elif len(seen) == 4:
+                assert data["running"] is False and data["discarded"] == 2  # the run's end is sent
             elif data == {}:
                 break
-    assert len(seen) == 4  # counts, after the override, after the new threshold, done
+    assert len(seen) == 5  # counts, after the override, after the new threshold, at the end, done
