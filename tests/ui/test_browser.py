@@ -4,7 +4,8 @@ Starts ``scopeline serve`` on loopback and ``scopeline dose --watch`` on a folde
 movies arrive while the page is open; asserts on what the page shows: the counts growing
 live, the plot, a threshold change re-deciding an item, a manual accept. Skipped when
 ``/usr/bin/chromium`` or the ``playwright`` package is missing (Playwright's own browser
-download is not used)."""
+download is not used). With ``SCOPELINE_UI_SCREENSHOTS=docs/ui`` it also saves the
+screenshots of docs/ui.md."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 SRC = Path(__file__).resolve().parents[2] / "src"
 TIMEOUT_MS = 60_000
+SHOTS = os.environ.get("SCOPELINE_UI_SCREENSHOTS")  # a folder: save the pages for docs/ui.md
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None,
                                 reason="needs /usr/bin/chromium and the playwright package")
@@ -80,9 +82,11 @@ def test_live_dose_qc_page_in_chromium(tmp_path):
         _wait(lambda: (out / ".scopeline" / "run.json").exists(), "the dose run to start")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(f"{base}/")
+            if SHOTS:
+                page.screenshot(path=str(Path(SHOTS) / "start.png"))
             page.click("a:has-text('dose_session')")
             expect(page.locator("h1")).to_contain_text("dose run")
 
@@ -105,6 +109,9 @@ def test_live_dose_qc_page_in_chromium(tmp_path):
             expect(page.locator('[data-count="discarded"]')).to_have_text("0")
             expect(page.locator('[data-count="overridden"]')).to_have_text("1")
             expect(last.locator("td.status")).to_contain_text("(manual; rule: discarded)")
+            if SHOTS:
+                page.wait_for_timeout(500)  # the plot redraw after the override
+                page.screenshot(path=str(Path(SHOTS) / "run_dose.png"), full_page=True)
             errors = []
             page.on("pageerror", lambda exc: errors.append(exc))
             page.reload()
