@@ -181,7 +181,7 @@ def plot_data(rows: list[dict], tool: str, params: dict) -> dict:
                       "x_title": "movie (order)", "y_title": "Å", "series": series("total_path_A"),
                       "reference": None, "band": None})
     elif tool == "clean":
-        plots.append({"id": "scores", "kind": "histogram", "title": "Pick scores (bad-region probability)",
+        plots.append({"id": "scores", "kind": "histogram", "title": "Pick good-region scores",
                       "x_title": "score", "series": series("scores", flatten=True),
                       "threshold": _number(params.get("threshold"))})
     return {"tool": tool, "plots": plots}
