@@ -101,6 +101,11 @@ def test_paths_outside_the_given_folders_are_403(runs_root, outside_run):
         body = unquote(path)  # a form field is not URL-decoded again: give it the decoded name
         assert client.post("/run/redecide", data={"path": body, "max_diff": "1"}).status_code == 403, path
         assert client.post("/run/override", data={"path": body, "key": "k", "decision": "discarded"}).status_code == 403
+    for path in ["../outside/p.json", str(outside_run / "p.json"), "link/p.json", "dose1/escape/p.json"]:
+        assert client.post("/miniscope/params/save", data={"save_to": path}).status_code == 403, path
+        assert client.get("/miniscope/params", params={"path": path}).status_code == 403, path
+    assert client.get("/miniscope", params={"path": "../outside"}).status_code == 403
+    assert not (outside_run / "p.json").exists()
     assert (outside_run / ".scopeline" / "run.json").read_text() == state_before
     assert not (outside_run / ".scopeline" / "overrides.json").exists()
     # inside, but no run there: 404, not 403
@@ -128,10 +133,14 @@ def test_no_endpoint_runs_a_command(runs_root, monkeypatch):
         monkeypatch.setattr(os, name, forbidden, raising=False)
     client = client_for(ServeConfig(runs=runs_root))
     paths = sorted(r.path for r in client.app.routes)
-    assert paths == ["/", "/healthz", "/run", "/run/counts", "/run/data", "/run/events", "/run/items",
+    assert paths == ["/", "/healthz", "/miniscope", "/miniscope/params", "/miniscope/params/check",
+                     "/miniscope/params/save", "/run", "/run/counts", "/run/data", "/run/events", "/run/items",
                      "/run/override", "/run/redecide", "/static"]
-    for url in ["/", "/healthz", *_probe_urls("dose1")]:
+    for url in ["/", "/healthz", *_probe_urls("dose1"), "/miniscope?path=mini", "/miniscope/params",
+                "/miniscope/params?path=mini/params.json"]:
         assert client.get(url).status_code == 200, url
+    assert client.post("/miniscope/params/check", data={}).status_code == 200
+    assert client.post("/miniscope/params/save", data={"save_to": "p.json"}).status_code == 200
     assert client.post("/run/redecide", data={"path": "dose1", "max_diff": "5"}).status_code == 200
     key = open_run(runs_root / "dose1").records()[0]["key"]
     assert client.post("/run/override", data={"path": "dose1", "key": key, "decision": "discarded"}).status_code == 204
