@@ -123,3 +123,39 @@ def test_live_dose_qc_page_in_chromium(tmp_path):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=10)
+
+
+def test_miniscope_parameter_form_in_chromium(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from scopeline.miniscope import load_params
+
+    (tmp_path / "mini" / "steps").mkdir(parents=True)
+    (tmp_path / "mini" / "params.json").write_text("{}")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = _scopeline("serve", "--port", port, "--runs", tmp_path)
+    try:
+        _wait(lambda: _healthy(f"{base}/healthz"), "the server")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{base}/")
+            page.click("a:has-text('mini')")
+            page.click("summary:has-text('detect')")
+            page.fill("input[name='detect.min_pnr']", "-1")
+            page.locator("input[name='detect.min_pnr']").dispatch_event("change")
+            expect(page.locator("#param-errors")).to_contain_text("detect.min_pnr")  # checked as typed
+            page.fill("input[name='detect.min_pnr']", "7.5")
+            page.locator("input[name='detect.min_pnr']").dispatch_event("change")
+            expect(page.locator("#param-errors")).to_contain_text("every parameter is valid")
+            page.click("button:has-text('save')")
+            expect(page.locator("#param-errors")).to_contain_text("saved mini_params.json")
+            if SHOTS:
+                page.screenshot(path=str(Path(SHOTS) / "miniscope_params.png"))
+            browser.close()
+        assert load_params(tmp_path / "mini_params.json").detect.min_pnr == 7.5
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
