@@ -10,6 +10,7 @@ import pytest
 from scopeline.cryoem.cleaner import clean as clean_module
 from scopeline.cryoem.cleaner.clean import CleanParams, run_clean
 from scopeline.cryoem.maxshift_run import run_maxshift
+from scopeline.tools import open_run
 from scopeline.ui import ServeConfig
 from tests.cryoem.test_cleaner_clean import write_mrc, write_star
 from tests.cryoem.test_maxshift import _stars
@@ -42,8 +43,16 @@ def test_maxshift_page_counts_columns_plots_and_redecide(maxshift_root):
     assert set(plots) == {"frame_shift", "total_path", "path_vs_time"}
     assert plots["frame_shift"]["series"]["discarded"]["y"] == [pytest.approx(30.0)]
     assert sorted(plots["total_path"]["series"]["accepted"]["y"]) == [pytest.approx(2.0)] * 2
+    assert '<select name="rejection">' in html and 'name="max_early_shift" value=""' in html
     assert client.post("/run/redecide", data={"path": "shifts", "max_movie_shift": "1.5"}).status_code == 200
     assert _counts(client.get("/run/counts?path=shifts").text)["discarded"] == 3
+    # an optional threshold typed, then emptied: back to none (not "unchanged")
+    client.post("/run/redecide", data={"path": "shifts", "max_early_shift": "0.1"})
+    assert open_run(maxshift_root / "shifts").params.max_early_shift == 0.1
+    client.post("/run/redecide", data={"path": "shifts", "max_early_shift": ""})
+    assert open_run(maxshift_root / "shifts").params.max_early_shift is None
+    bad = client.post("/run/redecide", data={"path": "shifts", "rejection": "sometimes"})
+    assert bad.status_code == 400 and "rejection" in bad.text
 
 
 def _left_half_bad(image, box, model, params):
@@ -71,7 +80,8 @@ def clean_root(tmp_path_factory):
 def test_clean_page_scores_histogram_and_threshold(clean_root):
     client = client_for(ServeConfig(runs=clean_root))
     html = client.get("/run?path=cleaned").text
-    assert _counts(html)["total"] == 1 and 'name="threshold"' in html and 'name="box_size"' not in html
+    assert _counts(html)["total"] == 1 and 'name="threshold"' in html and 'name="min_kept"' in html
+    assert 'name="box_size"' not in html and 'name="device"' not in html  # not a threshold
     (plot,) = client.get("/run/data?path=cleaned").json()["plots"]
     scores = [s for series in plot["series"].values() for s in series["y"]]
     assert plot["id"] == "scores" and len(scores) == 20

@@ -73,6 +73,8 @@ def test_loopback_server_refuses_other_host_names_and_cross_site_posts(runs_root
     assert client.get("/healthz", headers={"Host": "localhost:8765"}).status_code == 200
     post = {"path": "dose1", "max_diff": "1"}
     assert client.post("/run/redecide", data=post, headers={"Origin": "http://evil.example"}).status_code == 403
+    assert client.post("/run/redecide", data=post, headers={"Origin": "null"}).status_code == 403
+    assert client.post("/run/redecide", data=post, headers={"Origin": "http://127.0.0.1:9999"}).status_code == 403
     assert client.post("/run/redecide", data=post, headers={"Origin": "http://127.0.0.1:8765"}).status_code == 200
 
 

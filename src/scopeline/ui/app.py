@@ -108,13 +108,12 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
     async def redecide(request: Request):
         form = await request.form()
         run = open_allowed(str(form.get("path", "")))
-        thresholds = {}
-        for field in runs_view.decision_fields(run):
-            name = field["name"]
-            if field["type"] == "checkbox":
-                thresholds[name] = name in form
-            elif form.get(name) not in (None, ""):
-                thresholds[name] = form.get(name)
+        errors: dict[str, str] = {}
+        thresholds = forms.collect(type(run.params), form, errors=errors,
+                                   only={f["name"] for f in runs_view.decision_fields(run)})
+        if errors:
+            problems = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
+            return HTMLResponse(f'<p class="error">{_escape(problems)}</p>', status_code=400)
         try:
             summary = await anyio.to_thread.run_sync(lambda: run.redecide(**thresholds))
         except ScopelineError as exc:

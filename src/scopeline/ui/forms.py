@@ -89,12 +89,20 @@ def form_fields(model: type[BaseModel], values: BaseModel | None = None, prefix:
     return out
 
 
-def _collect(model: type[BaseModel], form: Mapping[str, str], prefix: str, errors: dict) -> dict:
+def collect(model: type[BaseModel], form: Mapping[str, str], prefix: str = "", errors: dict | None = None,
+            only: set[str] | None = None) -> dict:
+    """Submitted strings -> ``{field: value}`` for ``model`` (nested models as dicts), not yet
+    validated: a checkbox absent is False, an empty optional field None, JSON parsed, a
+    field absent from the form left out (its current value or default stands). ``only``:
+    these fields alone. Unparsable JSON goes to ``errors``."""
+    errors = {} if errors is None else errors
     data = {}
     for name, info in model.model_fields.items():
+        if only is not None and name not in only:
+            continue
         key = prefix + name
         if _is_model(info.annotation):
-            data[name] = _collect(info.annotation, form, key + ".", errors)
+            data[name] = collect(info.annotation, form, key + ".", errors)
             continue
         kind, choices, optional = field_kind(info.annotation)
         if kind == "checkbox":
@@ -122,7 +130,7 @@ def _collect(model: type[BaseModel], form: Mapping[str, str], prefix: str, error
 def parse_form(model: type[BaseModel], form: Mapping[str, str]) -> tuple[BaseModel | None, dict[str, str]]:
     """The model built from submitted form values, or None and ``{field name: message}``."""
     errors: dict[str, str] = {}
-    data = _collect(model, form, "", errors)
+    data = collect(model, form, "", errors)
     try:
         params = model.model_validate(data)
     except ValidationError as exc:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..tools import OVERRIDES_FILE, RUN_FILE, STATE_DIR, Run, _read_run_state
+from .forms import form_fields
 
 MAX_DEPTH = 3  # how deep below each root run folders are looked for
 STATUSES = ("accepted", "discarded", "failed", "pending")
@@ -19,6 +20,15 @@ COLUMNS = {
     "dose": ("mean_dose", "diff_percent", "trend_percent", "n_frames"),
     "maxshift": ("max_frame_shift_A", "total_path_A", "early_A", "late_A", "n_frames"),
     "clean": ("n_picks", "n_kept", "n_outside"),
+}
+
+
+# the parameters each tool re-decides with (docs/tools.md, "decided"); the other
+# non-measuring ones (clean's device, threads, save_masks ...) are not thresholds
+THRESHOLDS = {
+    "dose": ("max_diff", "samples", "window", "max_faulty", "dose_per_frame", "metadata_tolerance"),
+    "maxshift": ("rejection", "max_frame_shift", "max_movie_shift", "max_early_shift"),
+    "clean": ("threshold", "min_kept"),
 }
 
 
@@ -84,23 +94,14 @@ def state_stamp(run: Run) -> tuple:
 
 
 def decision_fields(run: Run) -> list[dict]:
-    """The run's decision parameters (those that do not change a measurement), for the
-    threshold form: name, current value, HTML input type, description."""
-    fields = []
-    for name, info in type(run.params).model_fields.items():
-        if name in run.spec.measure_fields:
-            continue
-        value = getattr(run.params, name)
-        annotation = str(info.annotation)
-        if isinstance(value, bool) or "bool" in annotation:
-            kind = "checkbox"
-        elif isinstance(value, (int, float)) or "float" in annotation or "int" in annotation:
-            kind = "number"
-        else:
-            kind = "text"
-        fields.append({"name": name, "value": "" if value is None else value, "type": kind,
-                       "help": info.description or ""})
-    return fields
+    """The run's thresholds for the decision form (:func:`scopeline.ui.forms.form_fields`
+    entries): the tool's "decided" parameters of docs/tools.md (:data:`THRESHOLDS`), or every
+    parameter that does not change a measurement for a tool not listed there."""
+    measuring = set(run.spec.measure_fields)
+    deciding = [n for n in type(run.params).model_fields if n not in measuring]
+    wanted = [n for n in THRESHOLDS.get(run.tool, ()) if n in deciding] or deciding
+    fields = {f["label"]: f for f in form_fields(type(run.params), run.params)}
+    return [fields[n] for n in wanted]
 
 
 def item_name(row: dict) -> str:

@@ -5,7 +5,8 @@
   SameSite=Strict cookie so the links of the page keep working) or that cookie; else 401.
 - **Host / Origin**: a server bound to loopback answers only ``Host: 127.0.0.1 | localhost
   | [::1]`` (a DNS-rebinding page cannot reach it), and a state-changing request whose
-  ``Origin`` is another site is refused (403): a web page elsewhere cannot drive the UI.
+  ``Origin`` is another site (or ``null``: a sandboxed frame, a file) is refused (403): a web
+  page elsewhere cannot drive the UI. A request without ``Origin`` (a script) is let through.
 - **Paths**: every path the UI reads or writes goes through :func:`safe_path`: resolved
   (``..`` and symlinks followed) and inside one of the folders given on the command line,
   else 403.
@@ -105,7 +106,7 @@ class SecurityMiddleware(BaseHTTPMiddleware):
                                          "loopback address", status_code=403)
         if request.method not in SAFE_METHODS:
             origin = request.headers.get("origin")
-            if origin and origin != "null" and urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
+            if origin and urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
                 return PlainTextResponse("refused: request from another site", status_code=403)
         from_query = False
         if self.config.token is not None:
