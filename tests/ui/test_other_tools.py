@@ -40,7 +40,7 @@ def test_maxshift_page_counts_columns_plots_and_redecide(maxshift_root):
     items = client.get("/run/items?path=shifts").text
     assert "<th>max_frame_shift_A</th>" in items and "<th>total_path_A</th>" in items
     plots = {p["id"]: p for p in client.get("/run/data?path=shifts").json()["plots"]}
-    assert set(plots) == {"frame_shift", "total_path", "path_vs_time"}
+    assert set(plots) == {"accept_rate", "frame_shift", "total_path", "path_vs_time"}
     assert plots["frame_shift"]["series"]["discarded"]["y"] == [pytest.approx(30.0)]
     assert sorted(plots["total_path"]["series"]["accepted"]["y"]) == [pytest.approx(2.0)] * 2
     assert '<select name="rejection">' in html and 'name="max_early_shift" value=""' in html
@@ -82,7 +82,7 @@ def test_clean_page_scores_histogram_and_threshold(clean_root):
     html = client.get("/run?path=cleaned").text
     assert _counts(html)["total"] == 1 and 'name="threshold"' in html and 'name="min_kept"' in html
     assert 'name="box_size"' not in html and 'name="device"' not in html  # not a threshold
-    (plot,) = client.get("/run/data?path=cleaned").json()["plots"]
+    _rate, plot = client.get("/run/data?path=cleaned").json()["plots"]
     scores = [s for series in plot["series"].values() for s in series["y"]]
     assert plot["id"] == "scores" and len(scores) == 20
     assert "<th>n_picks</th>" in client.get("/run/items?path=cleaned").text
@@ -90,7 +90,7 @@ def test_clean_page_scores_histogram_and_threshold(clean_root):
     n_good = 10
     response = client.post("/run/redecide", data={"path": "cleaned", "threshold": "0.5"})
     assert response.status_code == 200
-    assert client.get("/run/data?path=cleaned").json()["plots"][0]["threshold"] == 0.5
+    assert client.get("/run/data?path=cleaned").json()["plots"][1]["threshold"] == 0.5
     row = re.search(r'<td class="num">(\d+)</td><td class="num">(\d+)</td>', client.get("/run/items?path=cleaned").text)
     assert row.groups() == ("20", str(n_good))  # n_picks, n_kept: the picks on the good half
     client.post("/run/redecide", data={"path": "cleaned", "threshold": "-1"})

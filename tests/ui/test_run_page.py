@@ -93,7 +93,9 @@ def test_manual_override_beats_the_rule(client, runs_root):
 
 def test_plot_data_follows_the_decision(client):
     client.post("/run/redecide", data={"path": "dose1", "max_diff": "5"})
-    plot = client.get("/run/data?path=dose1").json()["plots"][0]
+    plots = {p["id"]: p for p in client.get("/run/data?path=dose1").json()["plots"]}
+    assert plots["accept_rate"]["series"]["accepted"]["y"] == [100.0, 100.0, 100.0, 75.0]
+    plot = plots["dose_vs_time"]
     assert plot["id"] == "dose_vs_time" and plot["series"]["discarded"]["x"] == [3]
     assert plot["series"]["accepted"]["x"] == [0, 1, 2]
     low, high = plot["band"]
@@ -150,3 +152,23 @@ def test_live_feed_streams_changes_while_the_run_goes_on(client, runs_root):
             elif data == {}:
                 break
     assert len(seen) == 5  # counts, after the override, after the new threshold, at the end, done
+
+
+def test_outputs_are_served_sandboxed_and_hidden_state_is_not(client, runs_root):
+    html = client.get("/run?path=dose1").text
+    assert '<a href="/files/dose1/dose.csv"' in html and "run.json" not in html
+    response = client.get("/files/dose1/dose.csv")
+    assert response.status_code == 200 and response.text == (runs_root / "dose1" / "dose.csv").read_text()
+    assert response.headers["content-security-policy"] == "sandbox"
+    assert client.get("/files/dose1/.scopeline/run.json").status_code == 404
+    assert client.get("/files/dose1").status_code == 404  # no folder listings
+    client.post("/run/redecide", data={"path": "dose1", "max_diff": "5"})
+    assert "discarded" in client.get("/files/dose1/dose.csv").text  # the re-decided table
+
+
+def test_accept_rate_over_time():
+    from scopeline.ui.runs import accept_rate
+
+    rows = [{"status": s} for s in ["accepted", "failed", "discarded", "accepted", "pending", "accepted"]]
+    assert accept_rate(rows, 2) == {"x": [0, 2, 3, 5], "y": [100.0, 50.0, 50.0, 100.0]}
+    assert accept_rate(rows, 20)["y"][-1] == pytest.approx(75.0)

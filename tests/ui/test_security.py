@@ -108,6 +108,11 @@ def test_paths_outside_the_given_folders_are_403(runs_root, outside_run):
         assert client.get("/miniscope/params", params={"path": path}).status_code == 403, path
     assert client.get("/miniscope", params={"path": "../outside"}).status_code == 403
     assert not (outside_run / "p.json").exists()
+    for url in ["/files/link/dose.csv", "/files/dose1/escape/dose.csv", "/files/%2e%2e/outside/dose.csv",
+                f"/files/{outside_run}/dose.csv", "/files/dose1/../../outside/dose.csv"]:
+        assert client.get(url).status_code in (403, 404), url  # 404: the client normalised the ..
+        assert "reference_dose" not in client.get(url).text
+    assert client.get("/files/link/dose.csv").status_code == 403
     assert (outside_run / ".scopeline" / "run.json").read_text() == state_before
     assert not (outside_run / ".scopeline" / "overrides.json").exists()
     # inside, but no run there: 404, not 403
@@ -135,10 +140,10 @@ def test_no_endpoint_runs_a_command(runs_root, monkeypatch):
         monkeypatch.setattr(os, name, forbidden, raising=False)
     client = client_for(ServeConfig(runs=runs_root))
     paths = sorted(r.path for r in client.app.routes)
-    assert paths == ["/", "/healthz", "/miniscope", "/miniscope/params", "/miniscope/params/check",
+    assert paths == ["/", "/files/{path:path}", "/healthz", "/miniscope", "/miniscope/params", "/miniscope/params/check",
                      "/miniscope/params/save", "/run", "/run/counts", "/run/data", "/run/events", "/run/items",
                      "/run/override", "/run/redecide", "/static"]
-    for url in ["/", "/healthz", *_probe_urls("dose1"), "/miniscope?path=mini", "/miniscope/params",
+    for url in ["/", "/healthz", *_probe_urls("dose1"), "/files/dose1/dose.csv", "/miniscope?path=mini", "/miniscope/params",
                 "/miniscope/params?path=mini/params.json"]:
         assert client.get(url).status_code == 200, url
     assert client.post("/miniscope/params/check", data={}).status_code == 200

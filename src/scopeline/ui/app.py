@@ -7,7 +7,7 @@ from pathlib import Path
 
 import anyio
 from fastapi import FastAPI, Form, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -81,7 +81,16 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
         return templates.TemplateResponse(request, "run.html", {
             "run": run, "path": relative_name(config, run.out_dir.resolve()),
             "counts": runs_view.counts(rows), "fields": runs_view.decision_fields(run),
-            "running": run.running})
+            "running": run.running, "outputs": runs_view.output_files(run.out_dir)})
+
+    @app.get("/files/{path:path}")
+    async def files(path: str):
+        """A file under the allowed folders (the run's tables, STAR sets, report and its
+        figures), sandboxed: an HTML file cannot script the UI."""
+        target = safe_path(config, path)
+        if any(part.startswith(".") for part in Path(path).parts) or not target.is_file():
+            raise RunNotFound(f"{path} is not a file the UI serves")
+        return FileResponse(target, headers={"Content-Security-Policy": "sandbox", "Cache-Control": "no-cache"})
 
     @app.get("/run/counts", response_class=HTMLResponse)
     async def run_counts(request: Request, path: str):

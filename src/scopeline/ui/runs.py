@@ -14,6 +14,7 @@ from ..tools import OVERRIDES_FILE, RUN_FILE, STATE_DIR, Run, _read_run_state
 from .forms import form_fields
 
 MAX_DEPTH = 3  # how deep below each root run folders are looked for
+ACCEPT_RATE_WINDOW = 20  # items in the running accept rate
 STATUSES = ("accepted", "discarded", "failed", "pending")
 # numeric columns of the items table, per tool (those present in the rows are shown)
 COLUMNS = {
@@ -104,6 +105,29 @@ def decision_fields(run: Run) -> list[dict]:
     return [fields[n] for n in wanted]
 
 
+def output_files(folder: Path) -> list[str]:
+    """Names of the files directly in a run folder (tables, STAR sets, report), sorted;
+    hidden ones (``.scopeline``) left out."""
+    try:
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def accept_rate(rows: list[dict], window: int) -> dict:
+    """Share of accepted items (%) over the last ``window`` decided ones (failed and pending
+    left out), at each item in acquisition order: ``{"x": indexes, "y": percent}``."""
+    xs, ys, recent = [], [], []
+    for i, r in enumerate(rows):
+        if r.get("status") not in ("accepted", "discarded"):
+            continue
+        recent.append(r["status"] == "accepted")
+        recent = recent[-window:]
+        xs.append(i)
+        ys.append(100.0 * sum(recent) / len(recent))
+    return {"x": xs, "y": ys}
+
+
 def item_name(row: dict) -> str:
     """Short name of an item for the table (file name of its movie or micrograph)."""
     name = row.get("movie") or row.get("micrograph") or row.get("key") or ""
@@ -163,6 +187,11 @@ def plot_data(rows: list[dict], tool: str, params: dict) -> dict:
         return out
 
     plots = []
+    rate = accept_rate(rows, ACCEPT_RATE_WINDOW)
+    if rate["x"]:
+        plots.append({"id": "accept_rate", "kind": "scatter", "title": f"Accepted, % of the last {ACCEPT_RATE_WINDOW}",
+                      "x_title": "item (order)", "y_title": "% accepted", "series": {"accepted": rate},
+                      "reference": None, "band": None, "lines": True, "y_range": [0, 102]})
     if tool == "dose":
         ref = next((_number(r.get("reference_dose")) for r in rows if _number(r.get("reference_dose"))), None)
         band = None

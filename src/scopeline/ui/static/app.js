@@ -17,7 +17,8 @@
     }
     const traces = Object.entries(plot.series).map(([status, s]) => plot.kind === "histogram"
       ? {type: "histogram", x: s.y, name: status, marker: {color: colours[status]}, opacity: 0.75}
-      : {type: "scattergl", mode: "markers", x: s.x, y: s.y, name: status, marker: {color: colours[status], size: 6}});
+      : {type: "scattergl", mode: plot.lines ? "lines" : "markers", x: s.x, y: s.y, name: status,
+         marker: {color: colours[status], size: 6}, line: {color: colours[status]}});
     const shapes = [];
     if (plot.kind === "histogram" && plot.threshold != null) {
       shapes.push({type: "line", xref: "x", yref: "paper", x0: plot.threshold, x1: plot.threshold, y0: 0, y1: 1,
@@ -34,6 +35,7 @@
     const layout = {title: {text: plot.title}, barmode: "overlay", shapes: shapes, height: 320,
                     margin: {l: 60, r: 20, t: 40, b: 50},
                     xaxis: {title: {text: plot.x_title || ""}}, yaxis: {title: {text: plot.y_title || (plot.kind === "histogram" ? "count" : "")}}};
+    if (plot.y_range) layout.yaxis.range = plot.y_range;
     Plotly.react(div, traces, layout, {displaylogo: false, responsive: true});
   }
 
