@@ -57,8 +57,8 @@ def test_token_as_bearer_or_query_then_cookie(runs_root):
     client = client_for(config, base_url="http://10.1.2.3:8765")
     assert client.get("/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert cookie_name(config) not in client.cookies  # a header is not turned into a cookie
-    response = client.get(f"/?token={TOKEN}")
-    assert response.status_code == 200
+    response = client.get(f"/run?path=dose1&token={TOKEN}", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/run?path=dose1"  # token gone
     set_cookie = response.headers["set-cookie"].lower()
     assert set_cookie.startswith("scopeline_token_8765=")
     assert "httponly" in set_cookie and "samesite=strict" in set_cookie

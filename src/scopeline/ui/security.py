@@ -1,8 +1,9 @@
 """The UI's security rules, one place.
 
 - **Token**: when the config has a token (always when bound beyond loopback), every
-  request carries it as ``Authorization: Bearer T``, ``?token=T`` (answered with an HttpOnly,
-  SameSite=Strict cookie so the links of the page keep working) or that cookie; else 401.
+  request carries it as ``Authorization: Bearer T``, ``?token=T`` (a GET is answered by a
+  redirect to the same address without it, setting an HttpOnly, SameSite=Strict cookie that
+  the page's links and scripts then carry) or that cookie; else 401.
 - **Host / Origin**: a server bound to loopback answers only ``Host: 127.0.0.1 | localhost
   | [::1]`` (a DNS-rebinding page cannot reach it), and a state-changing request whose
   ``Origin`` is another site (or ``null``: a sandboxed frame, a file) is refused (403): a web
@@ -17,11 +18,11 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from .config import ServeConfig, is_loopback
 
@@ -115,7 +116,12 @@ class SecurityMiddleware(BaseHTTPMiddleware):
                 return PlainTextResponse("unauthorised: give the token printed by `scopeline serve` "
                                          "(Authorization: Bearer T, or ?token=T)", status_code=401,
                                          headers={"WWW-Authenticate": "Bearer"})
-        response = await call_next(request)
+        if from_query and request.method == "GET":
+            # keep the token out of the address bar and history: the cookie carries it now
+            query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+            response = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
+        else:
+            response = await call_next(request)
         if from_query:
             response.set_cookie(cookie_name(self.config), self.config.token, httponly=True, samesite="strict",
                                 secure=request.url.scheme == "https")
