@@ -159,3 +159,37 @@ def test_miniscope_parameter_form_in_chromium(tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
+
+
+def test_token_link_in_chromium(tmp_path):
+    """The printed ``?token=`` link works once; the token then leaves the address bar and
+    a browser without the cookie is refused."""
+    from playwright.sync_api import expect, sync_playwright
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = _scopeline("serve", "--port", port, "--runs", tmp_path, "--token", "browser-test-token")
+    try:
+        _wait(lambda: httpx.get(f"{base}/healthz", headers={"Authorization": "Bearer browser-test-token"},
+                                timeout=2).status_code == 200 if _up(base) else False, "the server")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+            page = browser.new_page()
+            page.goto(f"{base}/?token=browser-test-token")
+            assert page.url == f"{base}/"
+            expect(page.locator("h1")).to_have_text("Runs")
+            assert page.goto(f"{base}/healthz").status == 200  # the cookie carries the token
+            stranger = browser.new_context().new_page()
+            assert stranger.goto(f"{base}/").status == 401
+            browser.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+
+
+def _up(base: str) -> bool:
+    try:
+        httpx.get(f"{base}/healthz", timeout=2)
+        return True
+    except httpx.TransportError:
+        return False
