@@ -172,3 +172,13 @@ def test_accept_rate_over_time():
     rows = [{"status": s} for s in ["accepted", "failed", "discarded", "accepted", "pending", "accepted"]]
     assert accept_rate(rows, 2) == {"x": [0, 2, 3, 5], "y": [100.0, 50.0, 50.0, 100.0]}
     assert accept_rate(rows, 20)["y"][-1] == pytest.approx(75.0)
+
+
+def test_warnings_shown_newest_first_and_escaped(client, runs_root):
+    assert 'data-total="0"' in client.get("/run/warnings?path=dose1").text
+    lines = [f"window {i}: 40 % of movies outside the band" for i in range(60)] + ["<b>odd</b> name"]
+    (runs_root / "dose1" / "warnings.txt").write_text("\n".join(lines) + "\n")
+    html = client.get("/run/warnings?path=dose1").text
+    assert 'data-total="61"' in html and "Warnings (61, the latest 50)" in html
+    assert html.index("&lt;b&gt;odd&lt;/b&gt; name") < html.index("window 59:")  # newest first
+    assert "window 10:" not in html and "<b>odd</b>" not in html

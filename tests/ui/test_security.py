@@ -88,7 +88,7 @@ def outside_run(tmp_path, dose_template):
 
 def _probe_urls(path: str):
     return [f"/run?path={path}", f"/run/items?path={path}", f"/run/counts?path={path}",
-            f"/run/data?path={path}", f"/run/events?path={path}"]
+            f"/run/data?path={path}", f"/run/events?path={path}", f"/run/warnings?path={path}"]
 
 
 def test_paths_outside_the_given_folders_are_403(runs_root, outside_run):
@@ -142,7 +142,7 @@ def test_no_endpoint_runs_a_command(runs_root, monkeypatch):
     paths = sorted(r.path for r in client.app.routes)
     assert paths == ["/", "/files/{path:path}", "/healthz", "/miniscope", "/miniscope/params", "/miniscope/params/check",
                      "/miniscope/params/save", "/run", "/run/counts", "/run/data", "/run/events", "/run/items",
-                     "/run/override", "/run/redecide", "/static"]
+                     "/run/override", "/run/redecide", "/run/warnings", "/static"]
     for url in ["/", "/healthz", *_probe_urls("dose1"), "/files/dose1/dose.csv", "/miniscope?path=mini", "/miniscope/params",
                 "/miniscope/params?path=mini/params.json"]:
         assert client.get(url).status_code == 200, url

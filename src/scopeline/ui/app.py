@@ -22,6 +22,7 @@ from .security import PathRefused, SecurityMiddleware, relative_name, safe_path
 HERE = Path(__file__).parent
 PER_PAGE = 50
 MAX_PER_PAGE = 500
+WARNINGS_SHOWN = 50  # the latest warnings on the run page
 
 
 class RunNotFound(Exception):
@@ -106,6 +107,14 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
         table = runs_view.table_page(await decided(run), run.tool, page, per_page, status or None)
         return templates.TemplateResponse(request, "_items.html", {
             "table": table, "path": relative_name(config, run.out_dir.resolve())})
+
+    @app.get("/run/warnings", response_class=HTMLResponse)
+    async def run_warnings(request: Request, path: str):
+        run = open_allowed(path)
+        lines = runs_view.warnings(run.out_dir)
+        return templates.TemplateResponse(request, "_warnings.html", {
+            "lines": lines[-WARNINGS_SHOWN:], "total": len(lines),
+            "path": relative_name(config, run.out_dir.resolve())})
 
     @app.get("/run/data")
     async def run_data(path: str):

@@ -114,6 +114,14 @@ def output_files(folder: Path) -> list[str]:
         return []
 
 
+def warnings(folder: Path) -> list[str]:
+    """The run's warnings so far (``warnings.txt``: dose anomalies, maxshift notes), oldest first."""
+    try:
+        return [line for line in (folder / "warnings.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
 def accept_rate(rows: list[dict], window: int) -> dict:
     """Share of accepted items (%) over the last ``window`` decided ones (failed and pending
     left out), at each item in acquisition order: ``{"x": indexes, "y": percent}``."""
