@@ -14,7 +14,7 @@ from rich.console import Console
 from .cryoem.cleaner.cleaning import CleanParams
 from .cryoem.dose import DoseParams
 from .cryoem.maxshift import MaxShiftParams
-from .errors import ScopelineError
+from .errors import ConfigError, ScopelineError
 
 app = typer.Typer(
     help="Quality control and processing of cryo-EM and miniscope movies.",
@@ -316,6 +316,34 @@ def demo(
 
     for line in run_demo(out_dir, workers=workers, echo=out.print):
         out.print(line)
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; other than loopback needs a token."),
+    port: int = typer.Option(8765, "--port", help="TCP port.", min=0, max=65535),
+    token: Optional[str] = typer.Option(None, "--token", envvar="SCOPELINE_TOKEN",
+                                        help="Secret every request must carry (generated and printed when "
+                                             "--host is not loopback and none is given)."),
+    watch: List[Path] = typer.Option([], "--watch", help="Session folder the UI may read (repeatable)."),
+    runs: Path = typer.Option(Path("."), "--runs", help="Folder where the run folders live."),
+):
+    """Browser UI over the runs under --runs (the only folders it may touch: --runs and --watch)."""
+    try:
+        import fastapi  # noqa: F401
+        import jinja2  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - the [ui] extra is missing
+        raise ConfigError(None, f"the browser UI needs the [ui] extra ({exc})", "pip install 'scopeline[ui]'") from exc
+    from .ui import ServeConfig
+    from .ui import serve as serve_ui
+
+    config, generated = ServeConfig(host=host, port=port, token=token, runs=runs, watch=tuple(watch)).checked()
+    if generated:
+        out.print(f"token (give it once; the browser keeps it in a cookie): {config.token}",
+                  soft_wrap=True, markup=False)
+    serve_ui(config, announce=lambda line: out.print(line, soft_wrap=True, markup=False))
 
 
 def main() -> None:  # pragma: no cover
