@@ -132,9 +132,9 @@ def _polygon(rng: np.random.Generator, shape: tuple[int, int], radius: float) ->
 
 
 def _carbon(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """Coverage of carbon film beyond a curved hole edge (hole radius 0.5-6 window sides)."""
+    """Coverage of carbon film beyond a curved hole edge (hole radius 1-8 window sides)."""
     h, w = shape
-    radius = float(np.exp(rng.uniform(np.log(0.5), np.log(6)))) * max(h, w)
+    radius = float(np.exp(rng.uniform(np.log(1), np.log(8)))) * max(h, w)
     angle = rng.uniform(0, 2 * np.pi)
     inside_depth = rng.uniform(0.15, 0.85) * max(h, w)  # how far the film reaches in
     edge = np.array([w / 2, h / 2]) + (max(h, w) / 2 - inside_depth) * np.array([np.cos(angle), np.sin(angle)])
@@ -209,11 +209,15 @@ def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray,
 def vary_look(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """A random "look" of the same micrograph: what preprocessing, export and detectors do.
 
-    Each with some probability: contrast stretch + gamma, Gaussian blur (denoised),
-    added white noise (raw), CLAHE (contrast-equalised), 8-bit quantisation with clipped
-    tails, JPEG compression.
+    Each with some probability: slow shading (ice thickness, illumination; not a bad
+    region), contrast stretch + gamma, Gaussian blur (denoised), added white noise (raw),
+    CLAHE (contrast-equalised), 8-bit quantisation with clipped tails, JPEG compression.
     """
     image = image.astype(np.float32)
+    if rng.random() < 0.5:
+        q25, q75 = np.percentile(image, [25, 75])
+        shading = _smooth_noise(rng, image.shape, max(image.shape) * rng.uniform(0.2, 0.5))
+        image = image + float(q75 - q25) * rng.uniform(0.2, 1.5) * shading
     lo, hi = np.percentile(image, [0.5, 99.5])
     unit = np.clip((image - lo) / max(float(hi - lo), 1e-6), 0, 1)
     if rng.random() < 0.5:
