@@ -1,4 +1,15 @@
-"""Train (or fine-tune) the bad-region U-Net on simulated micrographs and user pairs.
+"""Train (or fine-tune) the bad-region U-Net on simulated and real labelled micrographs.
+
+The shipped weights (see ``weights/README.md``): fine-tune the simulation-only network on
+the labelled real micrographs of ``shared/data/micrographs`` (``--real``)::
+
+    python -m scopeline.cryoem.cleaner.train --out runs/cleaner --real ../shared/data/micrographs \\
+        --init src/scopeline/cryoem/cleaner/weights/cleaner_unet_simulated.pt --steps 450 \\
+        --lr 1e-3 --seed 2 --crop 112 --window 176 --real-fraction 0.7 --buffer 24 \\
+        --refresh-every 10 --threads 1
+
+Your own labelled micrographs: ``fine-tune --images DIR --labels DIR --box-size PX``
+(or ``scopeline clean-train``; label conventions in ``realdata.py``).
 
 Train from scratch on ``synth.py`` data (reproducible from ``--seed`` for a fixed
 ``--steps``; ``--minutes`` stops early on a time budget)::
