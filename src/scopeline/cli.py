@@ -216,6 +216,29 @@ def clean(
     out.print(_counts(summary) + f"; outputs in {out_dir}")
 
 
+@app.command("clean-train")
+@friendly_errors
+def clean_train(
+    images: Path = typer.Option(..., "--images", help="Folder of your micrographs (MRC/TIFF/PNG/JPG)."),
+    labels: Path = typer.Option(..., "--labels", help="Folder of label masks named like the micrographs (mic01.png or mic01_class.png)."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder: cleaner_unet.onnx (pass it to `clean --model`), .pt, train_log.json."),
+    box_size: float = typer.Option(..., "--box-size", help="Particle box in pixels of these micrographs."),
+    label_format: str = typer.Option("classes", "--label-format", help="classes: 0 good, 1 particle, 2 contamination, 3 carbon, 4 ignore, 5+ other bad; binary: 0 good, non-zero bad."),
+    steps: int = typer.Option(300, "--steps", help="Training steps (batches of 8 crops)."),
+    minutes: float = typer.Option(30.0, "--minutes", help="Stop early after this many minutes."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint (.pt; default: the shipped model)."),
+):
+    """Fine-tune the micrograph cleaner on your own labelled micrographs."""
+    from .cryoem.cleaner.train import fine_tune_on_labels
+    from .errors import ConfigError
+
+    if label_format not in ("classes", "binary"):
+        raise ConfigError("--label-format", f"unknown label format {label_format!r}", "give classes or binary")
+    summary = fine_tune_on_labels(images, labels, out_dir, box_size, label_format, steps, minutes, init, log=lambda t: None)
+    out.print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s on {len(summary['real_micrographs'])} "
+              f"micrographs; use --model {out_dir / 'cleaner_unet.onnx'}")
+
+
 @app.command()
 @friendly_errors
 def rethreshold(

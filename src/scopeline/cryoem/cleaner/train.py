@@ -1,4 +1,15 @@
-"""Train (or fine-tune) the bad-region U-Net on simulated micrographs and user pairs.
+"""Train (or fine-tune) the bad-region U-Net on simulated and real labelled micrographs.
+
+The shipped weights (see ``weights/README.md``): fine-tune the simulation-only network on
+the labelled real micrographs of ``shared/data/micrographs`` (``--real``)::
+
+    python -m scopeline.cryoem.cleaner.train --out runs/cleaner --real ../shared/data/micrographs \\
+        --init src/scopeline/cryoem/cleaner/weights/cleaner_unet_simulated.pt --steps 450 \\
+        --lr 1e-3 --seed 2 --crop 112 --window 176 --real-fraction 0.7 --buffer 24 \\
+        --refresh-every 10 --threads 1
+
+Your own labelled micrographs: ``fine-tune --images DIR --labels DIR --box-size PX``
+(or ``scopeline clean-train``; label conventions in ``realdata.py``).
 
 Train from scratch on ``synth.py`` data (reproducible from ``--seed`` for a fixed
 ``--steps``; ``--minutes`` stops early on a time budget)::
@@ -62,6 +73,13 @@ class TrainConfig:
     box_size: float | None = None
     user_fraction: float = 0.5  # share of each batch drawn from user pairs, if any
     vary_sampling: bool = True  # resample / blur / add noise to simulated micrographs
+    real: Path | None = None  # shared/data/micrographs: EMPIAR-10017 + CryoPPP train split
+    hold_out: list[str] = field(default_factory=list)  # micrograph names never trained on
+    images: Path | None = None  # user micrographs (with ``labels``)
+    labels: Path | None = None
+    label_format: str = "classes"  # see realdata.labels_to_target
+    real_fraction: float = 0.75  # share of each batch from real micrographs, if any
+    window: int = 192  # real windows are cut, augmented and normalised at this size
 
 
 def _simulate(seed: int, size: int, vary: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -119,12 +137,56 @@ def _random_crop(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, 
     return image, mask
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy plus soft Dice on the bad class."""
-    bce = F.binary_cross_entropy_with_logits(logits, target)
-    prob = torch.sigmoid(logits)
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy plus soft Dice on the bad class; ``weight`` 0 ignores a pixel."""
+    if weight is None:
+        weight = torch.ones_like(target)
+    bce = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).sum() / weight.sum().clamp(min=1)
+    prob = torch.sigmoid(logits) * weight
+    target = target * weight
     dice = 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + target.sum() + 1)
     return bce + 0.5 * dice
+
+
+def real_items(config: TrainConfig) -> list:
+    """Real labelled micrographs to train on: the shared sets (less ``hold_out``; CryoPPP
+    train split, clean ones) and/or the user's ``images``/``labels`` folders."""
+    from scopeline.cryoem.cleaner.realdata import load_cryoppp, load_empiar10017, pair_folders, read_labelled
+
+    items = []
+    if config.real is not None:
+        root = Path(config.real)
+        if not (root / "empiar10017").is_dir():
+            from scopeline.errors import InputError
+
+            raise InputError(root, "no empiar10017/ folder here", "give --real .../shared/data/micrographs")
+        items += load_empiar10017(root) + [m for m in load_cryoppp(root, ("train",)) if m.clean]
+    if config.images is not None:
+        if config.box_size is None:
+            from scopeline.errors import ConfigError
+
+            raise ConfigError("--box-size", "training on --images/--labels needs the particle box size", "give --box-size PX")
+        items += [read_labelled(m, k, config.box_size, config.label_format) for m, k in pair_folders(config.images, config.labels)]
+    from scopeline.cryoem.cleaner.augment import reduce
+
+    return [reduce(m) for m in items if m.name not in set(config.hold_out)]
+
+
+def real_crop(rng: np.random.Generator, item, crop: int, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One augmented, normalised training crop (image, bad fraction, weight) of a real item."""
+    from scopeline.cryoem.cleaner.augment import paste_defects, sample_window, vary_look
+
+    image, mask, weight = sample_window(rng, item, window)
+    if item.clean and rng.random() < 0.6:
+        image, mask = paste_defects(rng, image, mask)
+    image = robust_normalise(vary_look(rng, image))
+    y, x = (rng.integers(0, window - crop + 1) for _ in range(2))
+    image, mask, weight = (a[y : y + crop, x : x + crop] for a in (image, mask, weight))
+    k = int(rng.integers(4))
+    image, mask, weight = (np.rot90(a, k) for a in (image, mask, weight))
+    if rng.random() < 0.5:
+        image, mask, weight = (a[:, ::-1] for a in (image, mask, weight))
+    return image, mask, weight
 
 
 def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict:
@@ -140,13 +202,20 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
     user = [load_pair(m, k, config.box_size) for m, k in config.pairs] if config.pairs else []
+    real = real_items(config)
+    log(f"real micrographs: {[m.name for m in real]}")
 
     validation = [_simulate(VALIDATION_SEED + i, config.image_size, config.vary_sampling) for i in range(8)]
     base_seed = config.seed * 1_000_000
-    pool = multiprocessing.get_context("spawn").Pool(1)
+    if config.buffer <= 0 and not (real or user):
+        from scopeline.errors import ConfigError
+
+        raise ConfigError("buffer", "no training data: no simulated buffer and no real micrographs", "give --real or --images/--labels")
+    simulated = config.buffer > 0
+    pool = multiprocessing.get_context("spawn").Pool(1) if simulated else None
     ahead = 8
     job = (config.image_size, config.vary_sampling)
-    pending = [pool.apply_async(_simulate, (base_seed + i, *job)) for i in range(config.buffer + ahead)]
+    pending = [pool.apply_async(_simulate, (base_seed + i, *job)) for i in range(config.buffer + ahead)] if simulated else []
     buffer = [pending[i].get() for i in range(config.buffer)]
     next_image = config.buffer
 
@@ -155,20 +224,26 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
     step = 0
     try:
         for step in range(1, config.steps + 1):
-            if step % config.refresh_every == 0:
+            if simulated and step % config.refresh_every == 0:
                 buffer[next_image % config.buffer] = pending[next_image].get()
                 pending.append(pool.apply_async(_simulate, (base_seed + next_image + ahead, *job)))
                 pending[next_image] = None
                 next_image += 1
-            images, masks = [], []
+            images, masks, weights = [], [], []
             for _ in range(config.batch):
-                source = user if user and rng.random() < config.user_fraction else buffer
-                image, mask = _random_crop(rng, *source[rng.integers(len(source))], config.crop)
+                if real and (not simulated or rng.random() < config.real_fraction):
+                    image, mask, weight = real_crop(rng, real[rng.integers(len(real))], config.crop, config.window)
+                else:
+                    source = user if user and (not simulated or rng.random() < config.user_fraction) else buffer
+                    image, mask = _random_crop(rng, *source[rng.integers(len(source))], config.crop)
+                    weight = np.ones_like(mask)
                 images.append(image)
                 masks.append(mask)
-            x = torch.from_numpy(np.stack(images)[:, None].copy())
-            y = torch.from_numpy(np.stack(masks)[:, None].copy())
-            loss = segmentation_loss(model(x), y)
+                weights.append(weight)
+            x = torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
+            y = torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
+            w = torch.from_numpy(np.stack(weights)[:, None].astype(np.float32))
+            loss = segmentation_loss(model(x), y, w)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -184,12 +259,14 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
                 log(f"time budget of {config.minutes} min reached at step {step}")
                 break
     finally:
-        pool.terminate()
+        if pool is not None:
+            pool.terminate()
 
     model.eval()
     summary = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items() if k != "pairs"},
         "pairs": [[str(m), str(k)] for m, k in config.pairs],
+        "real_micrographs": [m.name for m in real],
         "steps_done": step,
         "seconds": round(time.monotonic() - start, 1),
         "validation_loss": validation_loss(model, validation),
@@ -200,6 +277,37 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
     export_onnx(model, out / "cleaner_unet.onnx")
     write_json(out / "train_log.json", summary)
     return summary
+
+
+def fine_tune_on_labels(
+    images: Path,
+    labels: Path,
+    out: Path,
+    box_size: float,
+    label_format: str = "classes",
+    steps: int = 300,
+    minutes: float = 30.0,
+    init: Path | None = None,
+    seed: int = 0,
+    threads: int = 2,
+    log=lambda text: print(text, flush=True),
+) -> dict:
+    """Fine-tune the shipped model (or ``init``) on a facility's own labelled micrographs.
+
+    ``images``/``labels``: folders matched by stem (see ``realdata.pair_folders``); labels
+    follow ``label_format`` (``realdata.labels_to_target``); ``box_size`` is the particle
+    box in pixels of those micrographs. Three quarters of each batch are augmented windows
+    of the user's micrographs, one quarter simulated micrographs (so the model keeps what
+    it knew). Writes ``out/cleaner_unet.onnx`` (use it with ``--model``), ``.pt`` and
+    ``train_log.json``; returns the log.
+    """
+    config = TrainConfig(
+        out=Path(out), minutes=minutes, steps=steps, seed=seed, lr=5e-4, threads=threads,
+        init=Path(init) if init else Path(__file__).parent / "weights" / "cleaner_unet.pt",
+        images=Path(images), labels=Path(labels), box_size=box_size, label_format=label_format,
+        real_fraction=0.75, buffer=16, refresh_every=10,
+    )
+    return train(config, log)
 
 
 def validation_loss(model: UNet, validation: list[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -231,11 +339,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pair", nargs=2, action="append", type=Path, default=[], metavar=("MICROGRAPH", "MASK"))
     parser.add_argument("--box-size", type=float, default=None, help="particle box (px) of the user micrographs")
     parser.add_argument("--no-vary-sampling", action="store_true", help="simulated data exactly as synth.py makes it")
+    parser.add_argument("--real", type=Path, default=None, help="shared/data/micrographs: train on its labelled real micrographs")
+    parser.add_argument("--hold-out", action="append", default=[], metavar="NAME", help="micrograph (stem) never trained on")
+    parser.add_argument("--images", type=Path, default=None, help="folder of your micrographs (MRC/TIFF/PNG/JPG)")
+    parser.add_argument("--labels", type=Path, default=None, help="folder of label masks, named like the micrographs")
+    parser.add_argument("--label-format", choices=["classes", "binary"], default="classes")
+    parser.add_argument("--real-fraction", type=float, default=0.75, help="share of each batch from real micrographs")
+    parser.add_argument("--window", type=int, default=192, help="real windows are augmented and normalised at this size")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (results depend on it)")
+    parser.add_argument("--buffer", type=int, default=160, help="simulated micrographs kept for cropping")
+    parser.add_argument("--refresh-every", type=int, default=2, help="steps between two new simulated micrographs")
     args = parser.parse_args(argv)
 
     fine_tune = args.mode == "fine-tune"
-    if fine_tune and (not args.pair or args.box_size is None):
-        parser.error("fine-tune needs at least one --pair MICROGRAPH MASK and --box-size")
+    if (args.images is None) != (args.labels is None):
+        parser.error("--images and --labels go together")
+    if fine_tune and (not (args.pair or args.images) or args.box_size is None):
+        parser.error("fine-tune needs --images DIR --labels DIR (or --pair MICROGRAPH MASK) and --box-size")
     init = args.init
     if fine_tune and init is None:
         init = Path(__file__).parent / "weights" / "cleaner_unet.pt"
@@ -251,6 +371,16 @@ def main(argv: list[str] | None = None) -> None:
         pairs=[(m, k) for m, k in args.pair],
         box_size=args.box_size,
         vary_sampling=not args.no_vary_sampling,
+        real=args.real,
+        hold_out=args.hold_out,
+        images=args.images,
+        labels=args.labels,
+        label_format=args.label_format,
+        real_fraction=args.real_fraction,
+        buffer=args.buffer,
+        refresh_every=args.refresh_every,
+        threads=args.threads,
+        window=args.window,
     )
     train(config)
 

@@ -1,0 +1,100 @@
+"""Accuracy of the cleaner on real labelled micrographs (see ``realdata.py``).
+
+For one micrograph and its per-pixel target (GOOD / BAD / IGNORE):
+
+* ``pixel_auc``: ROC AUC of the bad-region probability for BAD against GOOD model pixels
+  (pixels wholly one class; IGNORE and mixed pixels left out); NaN without BAD pixels;
+* ``deep_bad_removed``: picks on a grid (spacing half a box) whose whole box lies on BAD:
+  the fraction removed at the threshold;
+* ``good_kept``: labelled particle centres whose whole box lies on GOOD (not IGNORE):
+  the fraction kept;
+* ``area_flagged``: fraction of the GOOD area where a pick would be removed (the box
+  mean of the probability centred there gives a score <= threshold).
+
+Scores are computed exactly as ``scopeline clean`` does (``prepare`` then
+``predict_probability`` then ``good_region_scores``).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from scopeline.cryoem.cleaner.evaluate import roc_auc
+from scopeline.cryoem.cleaner.predict import predict_probability
+from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, robust_normalise
+from scopeline.cryoem.cleaner.realdata import BAD, GOOD, IGNORE
+from scopeline.cryoem.cleaner.score import box_means, good_region_scores, keep_decision
+
+
+def probability(model, image: np.ndarray, box_size: float) -> np.ndarray:
+    """Bad-region probability at model scale, as ``scopeline clean`` computes it."""
+    small = robust_normalise(downsample(np.asarray(image, np.float32), downsample_factor(box_size)))
+    return predict_probability(small, model)
+
+
+def evaluate_micrograph(
+    prob: np.ndarray,
+    target: np.ndarray,
+    particles: np.ndarray,
+    box_size: float,
+    threshold: float,
+) -> dict[str, float]:
+    """Figures (module doc) for one micrograph: ``prob`` at model scale, ``target`` and
+    ``particles`` (x, y) at full resolution, ``box_size`` in full-resolution pixels."""
+    height, width = target.shape
+    sx, sy = width / prob.shape[1], height / prob.shape[0]
+    size = (prob.shape[1], prob.shape[0])
+    bad_frac = cv2.resize((target == BAD).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    good_frac = cv2.resize((target == GOOD).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    pure_bad, pure_good = bad_frac > 0.999, good_frac > 0.999
+    auc = roc_auc(np.concatenate([prob[pure_bad], prob[pure_good]]),
+                  np.concatenate([np.ones(pure_bad.sum(), bool), np.zeros(pure_good.sum(), bool)]))
+
+    is_bad = (target == BAD).astype(np.float64)
+    not_good = (target != GOOD).astype(np.float64)
+    step = box_size / 2
+    gy, gx = np.mgrid[step / 2 : height : step, step / 2 : width : step]
+    gx, gy = gx.ravel(), gy.ravel()
+    inside = (gx - box_size / 2 >= 0) & (gy - box_size / 2 >= 0) & (gx + box_size / 2 <= width) & (gy + box_size / 2 <= height)
+    gx, gy = gx[inside], gy[inside]
+    deep = box_means(is_bad, gx, gy, box_size) > 0.999
+    deep_scores = good_region_scores(prob, gx[deep] - 0.5, gy[deep] - 0.5, box_size, sx, sy)
+
+    px, py = (particles[:, 0], particles[:, 1]) if len(particles) else (np.zeros(0), np.zeros(0))
+    on_good = box_means(not_good, px + 0.5, py + 0.5, box_size) < 0.001 if len(px) else np.zeros(0, bool)
+    good_scores = good_region_scores(prob, px[on_good], py[on_good], box_size, sx, sy)
+
+    # flagged area: score of a box centred on each model pixel, over GOOD pixels
+    box_model = box_size / ((sx + sy) / 2)
+    yy, xx = np.mgrid[0 : prob.shape[0], 0 : prob.shape[1]] + 0.5
+    pixel_scores = 1 - box_means(prob, xx.ravel(), yy.ravel(), box_model).reshape(prob.shape)
+    flagged = ~keep_decision(pixel_scores, threshold)
+    return {
+        "pixel_auc": auc,
+        "n_deep_bad": int(deep.sum()),
+        "deep_bad_removed": float(np.mean(~keep_decision(deep_scores, threshold))) if deep.any() else float("nan"),
+        "n_good": int(on_good.sum()),
+        "good_kept": float(np.mean(keep_decision(good_scores, threshold))) if on_good.any() else float("nan"),
+        "area_flagged": float(flagged[pure_good].mean()) if pure_good.any() else float("nan"),
+        "bad_area": float((target == BAD).mean()),
+        "ignored_area": float((target == IGNORE).mean()),
+    }
+
+
+def denoise_equalise(image: np.ndarray) -> np.ndarray:
+    """A denoised, contrast-equalised 8-bit version of a micrograph (Gaussian blur,
+    non-local means, CLAHE: roughly what CryoSegNet's preprocessing does)."""
+    image = np.asarray(image, np.float32)
+    lo, hi = np.percentile(image, [0.5, 99.5])
+    eight = np.clip((image - lo) / max(float(hi - lo), 1e-6) * 255, 0, 255).astype(np.uint8)
+    eight = cv2.GaussianBlur(eight, (0, 0), 1.0)
+    eight = cv2.fastNlMeansDenoising(eight, None, h=7, templateWindowSize=7, searchWindowSize=21)
+    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(eight)
+
+
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """An 8-bit export: 0.5-99.5 percentile stretch, rounded."""
+    image = np.asarray(image, np.float32)
+    lo, hi = np.percentile(image, [0.5, 99.5])
+    return np.clip(np.rint((image - lo) / max(float(hi - lo), 1e-6) * 255), 0, 255).astype(np.uint8)

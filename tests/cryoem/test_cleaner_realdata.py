@@ -1,0 +1,121 @@
+"""Real-data training pieces: label mapping, folder pairing, augmented windows, defects,
+figures on labelled micrographs, and fine-tuning on a user's own labels (tiny)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from scopeline.cryoem.cleaner.augment import paste_defects, reduce, sample_window, vary_look
+from scopeline.cryoem.cleaner.realdata import BAD, GOOD, IGNORE, Labelled, labels_to_target, pair_folders, read_labelled
+from scopeline.cryoem.cleaner.realeval import evaluate_micrograph
+from scopeline.errors import InputError
+
+
+def test_class_and_binary_label_conventions():
+    classes = np.array([[0, 1, 2, 3, 4, 5]], np.uint8)
+    assert labels_to_target(classes).tolist() == [[GOOD, GOOD, BAD, BAD, IGNORE, BAD]]
+    assert labels_to_target(np.array([[0, 1, 255]]), "binary").tolist() == [[GOOD, BAD, BAD]]
+    assert labels_to_target(np.array([[0.0, 2.0, 4.0]], np.float32)).tolist() == [[GOOD, BAD, IGNORE]]
+
+
+def test_pair_folders_matches_by_stem_and_names_the_folder_when_nothing_matches(tmp_path):
+    (tmp_path / "im").mkdir()
+    (tmp_path / "lab").mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / "im" / name), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(tmp_path / "lab" / "a_class.png"), np.zeros((8, 8), np.uint8))
+    pairs = pair_folders(tmp_path / "im", tmp_path / "lab")
+    assert [(m.name, k.name) for m, k in pairs] == [("a.png", "a_class.png")]
+    with pytest.raises(InputError, match="no label file"):
+        pair_folders(tmp_path / "lab", tmp_path / "im")
+    cv2.imwrite(str(tmp_path / "lab" / "b.png"), np.zeros((9, 8), np.uint8))
+    with pytest.raises(InputError, match="differs"):
+        read_labelled(tmp_path / "im" / "b.png", tmp_path / "lab" / "b.png", 16)
+
+
+def _half_bad(size=1024, box=64.0):
+    target = np.zeros((size, size), np.uint8)
+    target[:, : size // 2] = BAD
+    target[:40] = IGNORE
+    image = np.where(target == BAD, 200, 50).astype(np.uint8)
+    return Labelled("half", image, target, box)
+
+
+def test_windows_keep_image_and_labels_aligned_under_zoom_and_rotation():
+    window = reduce(_half_bad())
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        image, mask, weight = sample_window(rng, window, size=96)
+        assert image.shape == mask.shape == weight.shape == (96, 96)
+        sure = (weight > 0) & ((mask < 0.01) | (mask > 0.99))
+        sure = cv2.erode(sure.astype(np.uint8), np.ones((3, 3))) > 0  # away from the edge blur
+        assert np.all(image[sure & (mask > 0.99)] > 190) and np.all(image[sure & (mask < 0.01)] < 60)
+
+
+def test_pasted_defects_change_the_image_where_the_mask_says():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, (128, 128)).astype(np.float32)
+    for seed in range(10):
+        image, mask = paste_defects(np.random.default_rng(seed), base, np.zeros_like(base))
+        assert 0 <= mask.min() and mask.max() <= 1 and mask.max() > 0.5
+        inside, outside = mask > 0.99, mask < 0.01
+        if inside.sum() < 20 or outside.sum() < 20:
+            continue
+        change = image - base
+        change -= np.median(change[outside])  # a thickness gradient may shift everything
+        assert np.mean(np.abs(change[inside])) > 3 * np.mean(np.abs(change[outside]))
+
+
+def test_look_variation_keeps_shape_and_finite_values():
+    rng = np.random.default_rng(1)
+    image = rng.normal(0, 1, (64, 80)).astype(np.float32)
+    for _ in range(10):
+        out = vary_look(rng, image)
+        assert out.shape == image.shape and out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_figures_of_a_perfect_mask():
+    item = _half_bad(size=512, box=32.0)
+    prob = cv2.resize((item.target == BAD).astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
+    particles = np.array([[400.0, 300.0], [300.0, 100.0], [270.0, 300.0]])  # the last one's box crosses the edge
+    r = evaluate_micrograph(prob, item.target, particles, item.box_size, threshold=0.65)
+    assert r["pixel_auc"] == 1.0 and r["deep_bad_removed"] == 1.0
+    assert r["n_good"] == 2 and r["good_kept"] == 1.0
+    assert r["n_deep_bad"] > 50 and r["area_flagged"] < 0.15
+
+
+def test_fine_tune_on_own_labels_gives_a_model_clean_can_use(tmp_path):
+    pytest.importorskip("torch")
+    from scopeline.cryoem.cleaner.predict import BadRegionModel
+    from scopeline.cryoem.cleaner.train import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "im").mkdir()
+    (tmp_path / "lab").mkdir()
+    for i in range(2):
+        labels = np.zeros((256, 256), np.uint8)
+        labels[:, :100] = 3
+        labels[200:] = 4
+        image = np.clip(rng.normal(120, 20, labels.shape) - 40 * (labels == 3), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / "im" / f"m{i}.png"), image)
+        cv2.imwrite(str(tmp_path / "lab" / f"m{i}_class.png"), labels)
+    config = TrainConfig(out=tmp_path / "run", steps=2, batch=2, crop=32, window=48, image_size=64, buffer=0,
+                         channels=(4, 8), images=tmp_path / "im", labels=tmp_path / "lab", box_size=32)
+    summary = train(config, log=lambda text: None)
+    assert summary["steps_done"] == 2 and summary["real_micrographs"] == ["m0", "m1"]
+    logits = BadRegionModel(tmp_path / "run" / "cleaner_unet.onnx", device="cpu").logits(np.zeros((1, 1, 32, 32), np.float32))
+    assert logits.shape == (1, 1, 32, 32) and np.isfinite(logits).all()
+
+
+def test_clean_train_command_reports_bad_options_in_one_line(tmp_path):
+    from scopeline.cli import app
+
+    result = CliRunner().invoke(app, ["clean-train", "--images", str(tmp_path / "nope"), "--labels", str(tmp_path),
+                                      "--out", str(tmp_path / "o"), "--box-size", "64"])
+    assert result.exit_code == 2 and "--images" in result.output
+    result = CliRunner().invoke(app, ["clean-train", "--images", str(tmp_path), "--labels", str(tmp_path),
+                                      "--out", str(tmp_path / "o"), "--box-size", "64", "--label-format", "rgb"])
+    assert result.exit_code == 2 and "label format" in result.output
