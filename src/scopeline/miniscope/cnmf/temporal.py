@@ -218,10 +218,20 @@ class TemporalSettings:
     zero_threshold: float
 
 
+def peak_snr(YrA: np.ndarray) -> np.ndarray:
+    """(99th percentile - median) / noise std of each trace (units,)."""
+    YrA = np.atleast_2d(YrA)
+    if YrA.shape[0] == 0:
+        return np.zeros(0)
+    sn = trace_noise(YrA)
+    return (np.percentile(YrA, 99, axis=1) - np.median(YrA, axis=1)) / np.maximum(sn, 1e-12)
+
+
 def suggest_temporal(YrA: np.ndarray, default: TemporalSettings) -> tuple[TemporalSettings, dict]:
     """Step 6c: AR order, sparse penalty and zero threshold from the traces.
 
-    * AR order 2 when the median fitted AR(2) kernel rises over more than 0.75 frames (its
+    * AR order 2 when the median fitted AR(2) kernel of the units with at least the median
+      SNR (:func:`peak_snr`; the fits of low-SNR units are too noisy) rises over more than 0.75 frames (its
       second root above exp(-1/0.75) = 0.26): the rise is then resolved; else 1. (Tuned on
       the crowded-field simulator, whose GCaMP-like kernels are not AR processes: with a
       rise of 40-150 ms at 20 Hz the fitted second root is about 0.4, and AR(2) gave a
@@ -230,10 +240,10 @@ def suggest_temporal(YrA: np.ndarray, default: TemporalSettings) -> tuple[Tempor
       natural scale; lower traces' SNR calls for a larger penalty: ``clip(3 / median SNR, 0.5, 2)``.
     * Zero threshold: half a noise std, removing spikes too small to tell from noise.
     """
-    sn = trace_noise(YrA)
-    snr = (np.percentile(YrA, 99, axis=1) - np.median(YrA, axis=1)) / np.maximum(sn, 1e-12)
+    snr = peak_snr(YrA)
+    reliable = snr >= np.median(snr) if len(snr) else np.zeros(0, bool)  # the better half: fits are noisy
     second_roots = []
-    for trace, noise in zip(YrA, sn):
+    for trace in YrA[reliable]:
         g = estimate_ar(trace, 2)
         roots = np.sort(np.abs(np.roots(np.r_[1.0, -g])))
         second_roots.append(float(roots[0]))
@@ -244,7 +254,7 @@ def suggest_temporal(YrA: np.ndarray, default: TemporalSettings) -> tuple[Tempor
         sparse_penalty=float(np.clip(3.0 / max(median_snr, 1e-6), 0.5, 2.0)),
         zero_threshold=0.5,
     )
-    evidence = {"median_snr": median_snr, "median_second_root": second, "units": len(sn),
+    evidence = {"median_snr": median_snr, "median_second_root": second, "units": len(snr),
                 "default": default.__dict__}
     return settings, evidence
 

@@ -131,7 +131,12 @@ def run_temporal_update(YrA: np.ndarray, settings: temporal.TemporalSettings, ch
     decay = temporal.decay_time(own if p == 1 else temporal.estimate_kernels(YrA, 1), fps)
     plausible = decay <= max_decay_time
     if shared and plausible.any():
-        kernels = np.repeat(temporal.shared_kernel(own[plausible])[None], len(YrA), axis=0)
+        # the kernel of the units with at least the median SNR among the plausible ones: the
+        # fits of noisy units blur it (crowded-field simulator: median corr of binned spikes
+        # 0.87-0.88 against 0.82-0.87 with all plausible units, 0.78-0.79 with AR(1))
+        snr = temporal.peak_snr(YrA)
+        reliable = plausible & (snr >= np.median(snr[plausible]))
+        kernels = np.repeat(temporal.shared_kernel(own[reliable])[None], len(YrA), axis=0)
     else:
         kernels = own
     units = temporal.update_traces(YrA, kernels, settings, chunk, overlap, max_iter, tol)
