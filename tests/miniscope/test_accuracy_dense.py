@@ -17,7 +17,6 @@ from scopeline.miniscope.simulate_dense import DenseSimulationParams, simulate_d
 CASES = [(150, 0), (150, 1), (150, 2), (250, 0), (250, 1), (250, 2)]
 #: cases measured below a target, with the figures (see docs/miniscope_cnmf.md)
 KNOWN_SHORT: dict[tuple[int, int], str] = {
-    (250, 0): "measured F1 0.845 (precision 0.946, recall 0.764) < 0.85; corr C 0.947, corr S 0.823 meet theirs",
 }
 
 

@@ -135,7 +135,9 @@ class DetectParams(_Params):
         "whose high-passed traces correlate with the seed's), duplicates merged by overlap AND trace correlation; "
         "separates touching cells in crowded fields (seed_init.py). watershed: regions of the NNDSVD components "
         "and summary images (the guide's 4a-4g), for sparse fields")
-    seed_min_distance: int = Field(3, ge=1, description="seeds: least distance between seeds (px)")
+    seed_min_distance: int = Field(
+        2, ge=1, description="seeds: least distance between seeds (px); 3 missed touching cells at 250 cells in "
+        "256 x 256 px (F1 0.845 against 0.885)")
     seed_patch_radius: int = Field(
         15, ge=2, description="seeds: half-width of the square around a seed where its footprint may grow (px; about "
         "two cell diameters)")
