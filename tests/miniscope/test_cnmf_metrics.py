@@ -40,3 +40,18 @@ def test_accuracy_summary_correlations():
     assert out["f1"] == 1.0 and np.isclose(out["median_corr_C"], 1.0) and np.isclose(out["median_corr_S"], 1.0)
     shuffled = accuracy_summary(A, C[::-1], S, A, C, S)
     assert shuffled["median_corr_C"] < 0.5
+
+
+def test_iou_matching_hand_case():
+    from scopeline.miniscope.cnmf.metrics import footprint_iou
+
+    true = np.zeros((2, 10, 10))
+    true[0, 0:4, 0:4] = 1  # 16 px
+    true[1, 5:9, 5:9] = 1
+    found = np.zeros((2, 10, 10))
+    found[0, 0:4, 1:5] = 1  # shares 12 of 20 px with true 0: IoU 0.6
+    found[1, 5:9, 7:10] = 0.5  # 12 px, 8 shared with true 1, union 20: IoU 0.4
+    iou = footprint_iou(found, true)
+    assert np.isclose(iou[0, 0], 12 / 20) and np.isclose(iou[1, 1], 8 / 20) and iou[0, 1] == 0
+    m = match_footprints(found, true, 0.5, metric="iou")
+    assert m.found.tolist() == [0] and m.true.tolist() == [0] and np.isclose(m.f1, 0.5)

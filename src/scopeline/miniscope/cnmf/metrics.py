@@ -17,6 +17,21 @@ def footprint_similarity(A_found: np.ndarray, A_true: np.ndarray) -> np.ndarray:
     return X @ Z.T
 
 
+def footprint_iou(A_found: np.ndarray, A_true: np.ndarray, level: float = 0.3) -> np.ndarray:
+    """Intersection over union of the masks (pixels >= ``level`` x the footprint's max) of
+    every found and every true footprint (found x true)."""
+    from scipy import sparse
+
+    def masks(A):
+        X = A.reshape(len(A), -1).astype(np.float32)
+        return sparse.csr_matrix(X >= level * np.maximum(X.max(axis=1, keepdims=True), 1e-30), dtype=np.float32)
+
+    X, Z = masks(A_found), masks(A_true)
+    shared = (X @ Z.T).toarray()
+    union = np.asarray(X.sum(axis=1)).ravel()[:, None] + np.asarray(Z.sum(axis=1)).ravel()[None, :] - shared
+    return np.where(union > 0, shared / np.maximum(union, 1), 0.0)
+
+
 @dataclass
 class Matching:
     found: np.ndarray  # indices into the found units
@@ -39,13 +54,18 @@ class Matching:
         return 2 * len(self.found) / total if total else 0.0
 
 
-def match_footprints(A_found: np.ndarray, A_true: np.ndarray, min_similarity: float = 0.5) -> Matching:
-    """One-to-one matching maximising the total cosine similarity (Hungarian algorithm);
-    pairs below ``min_similarity`` do not count as matches."""
+def match_footprints(A_found: np.ndarray, A_true: np.ndarray, min_similarity: float = 0.5,
+                     metric: str = "cosine") -> Matching:
+    """One-to-one matching maximising the total similarity (Hungarian algorithm); pairs
+    below ``min_similarity`` do not count as matches. ``metric``: ``"cosine"`` (of the
+    footprints) or ``"iou"`` (intersection over union of the masks at 30 % of each
+    footprint's max, :func:`footprint_iou`; the crowded-field criterion, IoU >= 0.5)."""
+    if metric not in ("cosine", "iou"):
+        raise ValueError(f"metric must be 'cosine' or 'iou', got {metric!r}")
     if len(A_found) == 0 or len(A_true) == 0:
         empty = np.zeros(0, int)
         return Matching(empty, empty, np.zeros(0), len(A_found), len(A_true))
-    sim = footprint_similarity(A_found, A_true)
+    sim = footprint_similarity(A_found, A_true) if metric == "cosine" else footprint_iou(A_found, A_true)
     rows, cols = linear_sum_assignment(-sim)
     good = sim[rows, cols] >= min_similarity
     return Matching(rows[good], cols[good], sim[rows[good], cols[good]], len(A_found), len(A_true))
@@ -69,10 +89,11 @@ def matched_correlations(found: np.ndarray, true: np.ndarray, matching: Matching
 
 
 def accuracy_summary(A_found, C_found, S_found, A_true, C_true, S_true, spike_bin: int = 5,
-                     min_similarity: float = 0.5) -> dict:
-    """F1 of the footprint matching, median correlation of C with the true calcium and of
-    ``spike_bin``-frame-binned S with the true spikes. Traces must share the frame axis."""
-    m = match_footprints(A_found, A_true, min_similarity)
+                     min_similarity: float = 0.5, metric: str = "cosine") -> dict:
+    """F1 of the footprint matching (:func:`match_footprints`), median correlation of C
+    with the true calcium and of ``spike_bin``-frame-binned S with the true spikes. Traces
+    must share the frame axis."""
+    m = match_footprints(A_found, A_true, min_similarity, metric)
     c_corr = matched_correlations(C_found, C_true, m)
     s_corr = matched_correlations(S_found, S_true, m, spike_bin)
     return {
@@ -109,18 +130,19 @@ def truth_in_frame(A_true: np.ndarray, found_sum: np.ndarray, origin: tuple[int,
 
 def evaluate_against_truth(A: np.ndarray, C: np.ndarray, S: np.ndarray, frame_index: np.ndarray,
                            A_true: np.ndarray, C_true: np.ndarray, S_true: np.ndarray,
-                           origin: tuple[int, int], spike_bin: int = 5, min_inside: float = 0.5) -> dict:
+                           origin: tuple[int, int], spike_bin: int = 5, min_inside: float = 0.5,
+                           metric: str = "cosine") -> dict:
     """Accuracy of a processed recording against simulator truth. The truth is moved into
     the processed frame (:func:`truth_in_frame`), neurons with less than ``min_inside`` of
     their footprint inside it are not counted, and true traces are taken at the kept frames."""
     A_frame, offset = truth_in_frame(A_true, A.sum(axis=0), origin)
     inside = A_frame.reshape(len(A_frame), -1).sum(axis=1) >= min_inside * A_true.reshape(len(A_true), -1).sum(axis=1)
     summary = accuracy_summary(A, C, S, A_frame[inside], C_true[inside][:, frame_index],
-                               S_true[inside][:, frame_index], spike_bin)
+                               S_true[inside][:, frame_index], spike_bin, metric=metric)
     return {**summary, "offset": list(offset), "true_outside_frame": int((~inside).sum())}
 
 
-def evaluate_run(video_dir, out_dir, spike_bin: int = 5) -> dict:
+def evaluate_run(video_dir, out_dir, spike_bin: int = 5, metric: str = "cosine") -> dict:
     """Score a finished run (``out_dir``) against the simulator's ``truth.npz`` in
     ``video_dir`` (reads the export and the crop origin; the only I/O in this module)."""
     import json
@@ -134,4 +156,5 @@ def evaluate_run(video_dir, out_dir, spike_bin: int = 5) -> dict:
     crop = json.loads((out_dir / "steps" / "crop" / "crop.json").read_text())
     # exported footprints are in the input video's frame; older exports were in the crop box
     origin = (0, 0) if A.shape[1:] == truth["A"].shape[1:] else (crop["y0"], crop["x0"])
-    return evaluate_against_truth(A, C, S, frame_index, truth["A"], truth["C"], truth["S"], origin, spike_bin)
+    return evaluate_against_truth(A, C, S, frame_index, truth["A"], truth["C"], truth["S"], origin, spike_bin,
+                                  metric=metric)

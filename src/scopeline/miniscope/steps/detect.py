@@ -17,6 +17,7 @@ from scipy import sparse
 from .. import report
 from ..params import DetectParams
 from ..segmentation import footprint_stats, merge_spatial, search_watershed, segment_images, segment_masked
+from ..seed_init import find_seeds, merge_seeds, seed_footprints
 from ..summary_images import activity_images, seed_score
 from ..units import bad_units, extract_traces, merge_temporal_repeated, normalize_units
 from .base import Step, StepContext
@@ -50,18 +51,46 @@ def smoothing_frames(seconds: float, fps: float) -> int:
     return max(1, int(round(seconds * fps)))
 
 
-def activity_candidates(ctx: StepContext, p: DetectParams, Y, sigma: float):
-    """Candidates from the activity image (PNR x local correlation of the traces, one
-    pass over ``Y``): watershed regions around its peaks where both reach their minimum.
-    Stores the PNR and correlation images."""
+def _activity(ctx: StepContext, p: DetectParams, Y):
+    """The activity images (one pass over ``Y``), stored and drawn."""
     activity = activity_images(Y, smoothing_frames(p.activity_smoothing, ctx.fps), p.activity_threshold)
     ctx.write("pnr_image", activity.pnr)
     ctx.write("correlation_image", activity.correlation)
     ctx.report_figure(report.frames_figure(activity.pnr, activity.correlation,
                                            ("peak-to-noise ratio", "local correlation")),
                       "activity", "Activity images: cells that fire rarely show here")
-    score, mask = seed_score(activity, p.min_corr, p.min_pnr)
+    return activity
+
+
+def activity_candidates(ctx: StepContext, p: DetectParams, Y, sigma: float):
+    """Candidates from the activity image (PNR x local correlation of the traces, one
+    pass over ``Y``): watershed regions around its peaks where both reach their minimum.
+    Stores the PNR and correlation images."""
+    score, mask = seed_score(_activity(ctx, p, Y), p.min_corr, p.min_pnr)
     return segment_masked(score, mask, p.activity_min_distance, sigma, p.min_region_size)
+
+
+def highpass(traces: np.ndarray, frames: int) -> np.ndarray:
+    """Traces minus their running mean over ``frames`` frames (slow background removed)."""
+    from scipy.ndimage import uniform_filter1d
+
+    traces = np.asarray(traces, np.float32)
+    return traces - uniform_filter1d(traces, max(1, frames), axis=-1, mode="nearest")
+
+
+def seed_candidates(ctx: StepContext, p: DetectParams, Y):
+    """Units grown from seeds (``method = "seeds"``, see ``seed_init``): seeds at the peaks
+    of PNR x local correlation (two passes over ``Y`` in all); returns sparse
+    (units, h*w) footprints and counts for the step summary."""
+    score, mask = seed_score(_activity(ctx, p, Y), p.min_corr, p.min_pnr)
+    seeds = find_seeds(score, mask, p.seed_min_distance)
+    A, traces = seed_footprints(Y, seeds, p.seed_patch_radius, p.seed_footprint_corr)
+    sizes = np.diff(A.indptr)
+    keep = merge_seeds(A, highpass(traces, smoothing_frames(p.seed_highpass, ctx.fps)), p.seed_merge_overlap,
+                       p.seed_merge_corr)
+    keep = keep[sizes[keep] >= p.min_component_size]
+    return A[keep], {"seeds": int(len(seeds)), "empty_seeds": int((sizes == 0).sum()),
+                     "seeds_kept": int(len(keep))}
 
 
 def find_candidates(ctx: StepContext, p: DetectParams, Y, mean_frame: np.ndarray):
@@ -109,15 +138,18 @@ class DetectStep(Step):
     name = "detect"
     title = "4. Component detection"
     params_model = DetectParams
-    version = "2"  # candidates from the activity image
+    version = "3"  # seeds method (crowded fields)
 
     def run(self, ctx: StepContext, p: DetectParams) -> dict:
         mean_frame = np.asarray(ctx.read("mean_frame"))
         shape = mean_frame.shape
         Y = ctx.read("Y")
-        candidates, counts = find_candidates(ctx, p, Y, mean_frame)
-        footprints, _ = merge_spatial(candidates, p.merge_distance, p.merge_size_ratio, p.merge_min_overlap,
-                                      p.min_component_size, shape)
+        if p.method == "seeds":
+            footprints, counts = seed_candidates(ctx, p, Y)
+        else:
+            candidates, counts = find_candidates(ctx, p, Y, mean_frame)
+            footprints, _ = merge_spatial(candidates, p.merge_distance, p.merge_size_ratio, p.merge_min_overlap,
+                                          p.min_component_size, shape)
         if p.component_limit is not None:
             footprints = footprints[: p.component_limit]
 
@@ -126,8 +158,10 @@ class DetectStep(Step):
         bad = bad_units(A, C, p.flat_tolerance)
         keep = np.array([i for i in range(A.shape[0]) if i not in bad], dtype=int)
         A, C = A[keep], C[keep]
-        A, C, merges = merge_temporal_repeated(A, C, p.temporal_corr_threshold, p.spatial_overlap_threshold,
-                                               p.temporal_merge_rounds)
+        merges: list[int] = []
+        if p.method == "watershed":  # seeds were merged on their high-passed traces already
+            A, C, merges = merge_temporal_repeated(A, C, p.temporal_corr_threshold, p.spatial_overlap_threshold,
+                                                   p.temporal_merge_rounds)
         A, C = normalize_units(A, C, p.normalize)
         ids = np.arange(A.shape[0], dtype=np.int64)
         _write_footprints(ctx, "A_init", A, shape)
@@ -139,7 +173,7 @@ class DetectStep(Step):
         ctx.write_json("dropped_units", [{"candidate": int(i), "reason": r} for i, r in bad.items()])
         ctx.report_figure(report.components_figure(mean_frame, _DenseRows(A, shape), "initial units"), "units",
                           "Detected units (contour at 30 % of max) over the mean frame")
-        return {**counts, "after_spatial_merge": int(footprints.shape[0]),
+        return {**counts, "method": p.method, "after_spatial_merge": int(footprints.shape[0]),
                 "dropped": len(bad), "units": int(A.shape[0]),
                 "temporal_merges": sum(merges), "temporal_merge_rounds": len(merges)}
 
