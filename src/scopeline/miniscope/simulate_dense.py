@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..io.atomic import atomic_path
-from .io_video import write_avi
+from ..io.video import write_avi
 
 
 class DenseSimulationParams(BaseModel):
