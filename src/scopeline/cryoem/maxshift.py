@@ -271,16 +271,6 @@ def reader_warnings(records: Sequence[dict]) -> list[str]:
             for text, names in by_warning.items()]
 
 
-def reader_warnings(records: Sequence[dict]) -> list[str]:
-    """One line per distinct reader warning (e.g. motion STARs missing), with the movies."""
-    by_warning: dict[str, list[str]] = {}
-    for r in records:
-        if r.get("warning"):
-            by_warning.setdefault(r["warning"], []).append(str(r.get("micrograph") or r["movie"]))
-    return [f"{len(names)} movie(s): {text}: " + ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
-            for text, names in by_warning.items()]
-
-
 def _median(values) -> float | None:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.median(vals)) if vals else None
