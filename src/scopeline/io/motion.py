@@ -173,30 +173,29 @@ def _parse_loop(body: str) -> tuple[list[str], list[list[str]]]:
 TRUNCATED_FIX = "the file is cut short (copy or disk problem): copy it again or re-run motion correction"
 
 
-def _check_complete(path, text: str, body: str, labels: list[str], rows: list[list[str]],
-                    general: dict, iframe: int | None) -> None:
-    """Raise when the ``data_global_shift`` loop was cut: a row with fewer values than labels,
-    fewer rows than ``rlnImageSizeZ`` frames (RELION writes one row per frame, unobserved ones
-    as -9999), frame numbers beyond it, or a file ending inside the last row (its last value
-    may be cut short yet still parse as a number)."""
-    short = next((k for k, r in enumerate(rows) if len(r) != len(labels)), None)
-    if short is not None:
+def _check_row_lengths(path, labels: list[str], rows: list[list[str]]) -> None:
+    """Raise when a ``data_global_shift`` row has fewer values than labels (a cut loop)."""
+    if len({len(r) for r in rows}) != 1 or len(rows[0]) != len(labels):
+        short = next(k for k, r in enumerate(rows) if len(r) != len(labels))
         raise InputError(path, f"data_global_shift row {short + 1} has {len(rows[short])} value(s) "
                          f"for {len(labels)} labels", TRUNCATED_FIX)
+
+
+def _check_frame_count(path, text: str, body: str, frame_numbers: np.ndarray, general: dict) -> None:
+    """Raise when the loop holds fewer frames than ``rlnImageSizeZ`` declares (RELION writes
+    one row per frame, unobserved ones as -9999; rows may start after frame 1 in files not
+    written by RELION, so the last frame number is compared), frame numbers beyond it, or the
+    file ends inside the last row (its last value may be cut short yet still parse as a
+    number)."""
     n_declared = general.get("rlnImageSizeZ")
     try:
         n_declared = int(float(n_declared)) if n_declared not in (None, "") else None
     except ValueError:
         n_declared = None
     if n_declared is not None and n_declared > 0:
-        last = len(rows)
-        if iframe is not None:  # rows may start after frame 1 (files not written by RELION)
-            try:
-                last = max(int(float(r[iframe])) for r in rows)
-            except ValueError:
-                return  # reported as a malformed row by the caller
+        last = int(frame_numbers.max())
         if last < n_declared:
-            raise InputError(path, f"data_global_shift has {len(rows)} frame(s) (up to frame {last}) "
+            raise InputError(path, f"data_global_shift has {len(frame_numbers)} frame(s) (up to frame {last}) "
                              f"where rlnImageSizeZ declares {n_declared}", TRUNCATED_FIX)
         if last > n_declared:
             raise InputError(path, f"frame number {last} beyond rlnImageSizeZ {n_declared}")
@@ -218,7 +217,7 @@ def parse_relion_motion_star(text: str, path: str | Path) -> Trajectory:
     iframe = labels.index(FRAME_NUMBER) if FRAME_NUMBER in labels else None
     if not rows:
         raise InputError(path, "data_global_shift has no rows")
-    _check_complete(path, text, blocks["global_shift"], labels, rows, general, iframe)
+    _check_row_lengths(path, labels, rows)
     try:
         table = np.array(
             [[float(r[iframe]) if iframe is not None else k + 1, float(r[ix]), float(r[iy])]
@@ -227,6 +226,7 @@ def parse_relion_motion_star(text: str, path: str | Path) -> Trajectory:
         )
     except (ValueError, IndexError):
         raise InputError(path, "data_global_shift has a malformed row (truncated file?)") from None
+    _check_frame_count(path, text, blocks["global_shift"], table[:, 0], general)
     observed = ~((table[:, 1] == NOT_OBSERVED) | (table[:, 2] == NOT_OBSERVED))
     table = table[observed]
     frames, shifts = table[:, 0].astype(int), table[:, 1:]
