@@ -93,20 +93,22 @@ def _find_block(path: Path, blocks: dict[str, pd.DataFrame], xcol: str, ycol: st
     raise InputError(path, f"no data block with columns {xcol} and {ycol}", "is this a coordinate file?")
 
 
-def _read_star(path: Path) -> pd.DataFrame:
+def _read_star_columns(path: Path, xcol: str, ycol: str) -> pd.DataFrame:
+    """The picks of the first block of a STAR file with ``xcol`` and ``ycol`` (RELION STAR,
+    Xmipp .pos); every block is kept in ``attrs`` so the file can be written back whole."""
     blocks = read_star(path)
-    name = _find_block(path, blocks, "rlnCoordinateX", "rlnCoordinateY")
-    df = _centre_table(path, blocks[name], "rlnCoordinateX", "rlnCoordinateY")
-    df.attrs["coords"] = {"block": name, "blocks": {k: v for k, v in blocks.items()}, "columns": ("rlnCoordinateX", "rlnCoordinateY")}
+    name = _find_block(path, blocks, xcol, ycol)
+    df = _centre_table(path, blocks[name], xcol, ycol)
+    df.attrs["coords"] = {"block": name, "blocks": dict(blocks), "columns": (xcol, ycol)}
     return df
+
+
+def _read_star(path: Path) -> pd.DataFrame:
+    return _read_star_columns(path, "rlnCoordinateX", "rlnCoordinateY")
 
 
 def _read_pos(path: Path) -> pd.DataFrame:
-    blocks = read_star(path)
-    name = _find_block(path, blocks, "xcoor", "ycoor")
-    df = _centre_table(path, blocks[name], "xcoor", "ycoor")
-    df.attrs["coords"] = {"block": name, "blocks": {k: v for k, v in blocks.items()}, "columns": ("xcoor", "ycoor")}
-    return df
+    return _read_star_columns(path, "xcoor", "ycoor")
 
 
 def _star_blocks(df: pd.DataFrame, default_block: str, columns: tuple[str, str]) -> dict[str, pd.DataFrame]:
