@@ -3,7 +3,6 @@
 import subprocess
 import sys
 
-import pytest
 from typer.testing import CliRunner
 
 from scopeline.cli import app

@@ -21,7 +21,6 @@ from scopeline.cryoem.cleaner import clean as clean_module
 from scopeline.cryoem.cleaner.clean import CleanParams, run_clean
 from scopeline.cryoem.dose import DoseParams
 from scopeline.cryoem.dose_analysis import run_dose
-from scopeline.cryoem.maxshift import MaxShiftParams
 from scopeline.cryoem.maxshift_run import run_maxshift
 from scopeline.errors import ConfigError, WorkersLostError
 from scopeline.stream import StreamOptions

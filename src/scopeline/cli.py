@@ -36,7 +36,7 @@ def friendly_errors(func: Callable) -> Callable:
             if os.environ.get("SCOPELINE_DEBUG"):
                 raise
             err.print(f"[bold red]error:[/] {exc.one_line()}", soft_wrap=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
         except (KeyboardInterrupt, typer.Exit):
             raise
         except Exception as exc:  # noqa: BLE001
@@ -44,7 +44,7 @@ def friendly_errors(func: Callable) -> Callable:
                 raise
             err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc} "
                       "(set SCOPELINE_DEBUG=1 for the traceback)", soft_wrap=True)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
 
     return wrapper
 

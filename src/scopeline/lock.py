@@ -62,7 +62,7 @@ def run_lock(out_dir: str | Path, tool: str) -> Iterator[dict]:
     for _attempt in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+        except FileExistsError as exists:
             owner = read_lock(out_dir)
             if owner is None:  # stale: its process is gone
                 with contextlib.suppress(FileNotFoundError):
@@ -74,7 +74,7 @@ def run_lock(out_dir: str | Path, tool: str) -> Iterator[dict]:
             raise ConfigError(Path(out_dir), f"in use by another scopeline {owner.get('tool')} run "
                               f"(pid {owner.get('pid')} on {owner.get('host')}, since {owner.get('since')})",
                               f"wait for it to finish or give another --out; if that process is gone, "
-                              f"delete {path}")
+                              f"delete {path}") from exists
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(me, handle)
         break

@@ -59,7 +59,7 @@ def write_status_sets(
         all_columns = [name_label]
     if optics_groups and "rlnOpticsGroup" not in all_columns:
         all_columns.append("rlnOpticsGroup")
-    columns = all_columns + [l for l in extra_labels.values() if l not in all_columns]
+    columns = all_columns + [label for label in extra_labels.values() if label not in all_columns]
     for status in statuses:
         rows = []
         for r in records:

@@ -1,6 +1,5 @@
 """`scopeline dose` end to end on synthetic Poisson counting movies with known dose."""
 
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,6 @@ import starfile
 
 from scopeline.cryoem.dose import DoseParams
 from scopeline.cryoem.dose_analysis import run_dose
-from scopeline.stream import StreamOptions
 
 PIXEL = 1.25  # Å/px
 

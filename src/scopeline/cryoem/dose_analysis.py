@@ -178,7 +178,7 @@ class DoseOutputs(ToolOutputs):
         self._last_plot = time.monotonic()
 
 
-def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DoseParams = DoseParams(), *,
+def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DoseParams | None = None, *,
              stream: StreamOptions | None = None, scheduler: str | None = None,
              workers: int | None = None, warn: Callable[[str], None] = lambda m: None) -> dict:
     """Analyse the dose of every movie in ``inputs``; return the summary.
@@ -189,8 +189,8 @@ def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DosePara
         Movie files, globs, folders, a RELION STAR or a Scipion ``.sqlite`` set.
     out_dir : str or Path
         Output folder (``dose.csv``, ``summary.json``, ``movies_*.star``, plots, report).
-    params : DoseParams
-        Measurement and decision parameters.
+    params : DoseParams, optional
+        Measurement and decision parameters (default: ``DoseParams()``).
     stream : StreamOptions, optional
         Batches, ``--watch``, ``min_file_age`` (default 10 s when watching, else 0).
     scheduler : str, optional
@@ -205,6 +205,7 @@ def run_dose(inputs: Sequence[str | Path], out_dir: str | Path, params: DosePara
     dict
         The summary (``reference_dose``, ``n_accepted``, ...), also in ``summary.json``.
     """
+    params = params or DoseParams()
     stream = stream or StreamOptions()
     age = stream.file_age
     first: ItemSet = movie_set(inputs, min_age=age, allow_empty=stream.watch)

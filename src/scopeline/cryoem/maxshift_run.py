@@ -346,7 +346,7 @@ class MaxShiftOutputs(ToolOutputs):
 
 
 def run_maxshift(inputs: Sequence[str | Path], out_dir: str | Path,
-                 params: MaxShiftParams = MaxShiftParams(), *, micrographs: str | Path | None = None,
+                 params: MaxShiftParams | None = None, *, micrographs: str | Path | None = None,
                  stream: StreamOptions | None = None, scheduler: str | None = None,
                  workers: int | None = None, warn: Callable[[str], None] = lambda message: None) -> dict:
     """Measure, decide and write every output of ``scopeline maxshift``; return the summary.
@@ -358,8 +358,8 @@ def run_maxshift(inputs: Sequence[str | Path], out_dir: str | Path,
         ``*-Full.log``, CSV (movie, frame, x, y), Scipion ``.sqlite``, folders or globs.
     out_dir : str or Path
         Output folder (``motion.csv``, ``summary.json``, ``movies_*.star``, plots, report).
-    params : MaxShiftParams
-        Rule, thresholds (Å) and measurement parameters.
+    params : MaxShiftParams, optional
+        Rule, thresholds (Å) and measurement parameters (default: ``MaxShiftParams()``).
     micrographs : str or Path, optional
         A micrographs STAR split with the movies' decisions.
     stream : StreamOptions, optional
@@ -380,6 +380,7 @@ def run_maxshift(inputs: Sequence[str | Path], out_dir: str | Path,
         The summary, also in ``summary.json``.
     """
     validate_workers(workers)
+    params = params or MaxShiftParams()
     stream = stream or StreamOptions()
     options = replace(stream, batch_size=max(stream.batch_size, MIN_BATCH))
     context = {"micrographs": None if micrographs is None else str(Path(micrographs).resolve())}
