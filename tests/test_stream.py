@@ -34,7 +34,7 @@ def test_torn_last_line_is_redone(tmp_path):
     records = run_stream(lambda: [Item("a"), Item("b")], _process, journal, StreamOptions(),
                          lambda recs: None)
     assert [r["key"] for r in records] == ["a", "b"]
-    lines = [json.loads(l) for l in journal.path.read_text().splitlines() if l.startswith('{"key": "b", "status')]
+    lines = [json.loads(line) for line in journal.path.read_text().splitlines() if line.startswith('{"key": "b", "status')]
     assert len(lines) == 1
 
 
