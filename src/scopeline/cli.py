@@ -371,7 +371,6 @@ def serve(
         raise ConfigError(None, f"the browser UI needs the [ui] extra ({exc})", "pip install 'scopeline[ui]'") from exc
     from .ui import ServeConfig
     from .ui import serve as serve_ui
-
     from .ui.config import LiveOptions
 
     live = _params(LiveOptions, box_size=box_size, poll_interval=poll_interval, min_file_age=min_file_age,

@@ -261,8 +261,9 @@ def test_clean_item_draws_kept_and_removed_picks_over_the_mask(clean_session):
     assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert image.headers["x-picks-kept"] == "10" and image.headers["x-picks-removed"] == "10"  # the stand-in's halves
     assert image.headers["x-picks-mask"] == "True"
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     rgb = np.asarray(Image.open(io.BytesIO(image.content)).convert("RGB"), float)
     assert rgb.shape[:2] == (256, 256)

@@ -93,7 +93,7 @@ def mask_path(run_dir: Path, row: dict) -> Path | None:
 
 def clean_image(row: dict, run_dir: Path, box_size: float, read_path: Callable[[str], Path]) -> tuple[bytes, dict]:
     """PNG of the micrograph (longest side :data:`IMAGE_SIDE` px) with kept picks (green
-    circles of ``box_size``, px of the picked micrograph), removed ones (red crosses) and the bad-region mask (red, where saved);
+    circles of ``box_size``, px of the picked micrograph), removed ones (yellow crosses) and the bad-region mask (red, where saved);
     and what it shows (``mask``: bool, ``kept``, ``removed``, ``outside``).
 
     Raises whatever reading the micrograph raises (PathRefused outside the allowed folders).
@@ -137,7 +137,7 @@ def clean_image(row: dict, run_dir: Path, box_size: float, read_path: Callable[[
         ax.scatter(x[kept], y[kept], s=max(30.0, (2 * radius * 0.72) ** 2), facecolors="none",
                    edgecolors="#2a9d4b", linewidths=1.2, label="kept")
     if removed.any():
-        ax.scatter(x[removed], y[removed], s=40, marker="x", c="#d1495b", linewidths=1.5, label="removed")
+        ax.scatter(x[removed], y[removed], s=60, marker="x", c="#ffd000", linewidths=2.0, label="removed")
     ax.set_xlim(-0.5, small.shape[1] - 0.5)
     ax.set_ylim(small.shape[0] - 0.5, -0.5)
     ax.set_axis_off()

@@ -159,6 +159,22 @@ def _relion_project(star: Path) -> Path:
     return star.parents[2] if re.fullmatch(r"job\d+", star.parent.name) and len(star.parents) > 2 else star.parent
 
 
+def _plan(tool: str, inputs: list[str] | None, reason: str, *, session: str, target: Path, runs: Path,
+          config: ServeConfig, extra: tuple = (), cwd: Path | None = None) -> Plan:
+    """The plan of one tool: ``inputs`` None when it does not apply (``reason`` says why)."""
+    if inputs is None:
+        return Plan(session, tool, reason)
+    live = config.live
+    out = runs / LIVE_DIR / session / tool
+    stop = runs / LIVE_DIR / "logs" / f"{session}-{tool}.stop"
+    argv = [tool, *inputs, *extra, "--out", str(out), "--watch", "--idle-timeout", str(IDLE_TIMEOUT_S),
+            "--poll-interval", f"{live.poll_interval:g}", "--min-file-age", f"{live.min_file_age:g}",
+            "--stop-file", str(stop)]
+    if live.workers is not None:
+        argv += ["--workers", str(live.workers)]
+    return Plan(session, tool, reason, argv, cwd or (target if target.is_dir() else target.parent), out, stop)
+
+
 def plan_jobs(config: ServeConfig) -> list[Plan]:
     """The jobs of every ``--watch`` target: what applies, with its argv, or why not."""
     runs = Path(config.runs).expanduser().resolve()
@@ -167,19 +183,11 @@ def plan_jobs(config: ServeConfig) -> list[Plan]:
     targets = tuple(Path(w).expanduser().resolve() for w in config.watch)
     for target, session in zip(targets, _session_names(targets)):
         found = survey(target, skip=runs)
-        base = runs / LIVE_DIR / session
 
-        def plan(tool: str, inputs: list[str] | None, reason: str, extra: tuple = (), cwd: Path | None = None) -> Plan:
-            if inputs is None:
-                return Plan(session, tool, reason)
-            out = base / tool
-            stop = runs / LIVE_DIR / "logs" / f"{session}-{tool}.stop"
-            argv = [tool, *inputs, *extra, "--out", str(out), "--watch", "--idle-timeout", str(IDLE_TIMEOUT_S),
-                    "--poll-interval", f"{live.poll_interval:g}", "--min-file-age", f"{live.min_file_age:g}",
-                    "--stop-file", str(stop)]
-            if live.workers is not None:
-                argv += ["--workers", str(live.workers)]
-            return Plan(session, tool, reason, argv, cwd or (target if target.is_dir() else target.parent), out, stop)
+        def plan(tool: str, inputs: list[str] | None, reason: str, extra: tuple = (), cwd: Path | None = None,
+                 session=session, target=target) -> Plan:
+            return _plan(tool, inputs, reason, session=session, target=target, runs=runs, config=config,
+                         extra=extra, cwd=cwd)
 
         # dose: movies
         if found.movies_star is not None:

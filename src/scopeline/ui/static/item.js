@@ -26,7 +26,7 @@
       if (d.reference != null) shapes.push(hline(d.reference, "#2a9d4b"));
       plot("frame_doses", [{type: "scatter", mode: "lines+markers", x: d.frames, y: d.doses, name: "sampled frames"}],
            {title: {text: "Dose of the sampled frames (reference and band in green)"}, shapes: shapes,
-            xaxis: {title: {text: "frame (0-based)"}}, yaxis: {title: {text: "dose (e-/Å²)"}}});
+            xaxis: {title: {text: "frame (0-based)"}, tickformat: "d"}, yaxis: {title: {text: "dose (e-/Å²)"}}});
     } else if (d.kind === "maxshift" && d.x.length) {
       plot("trajectory", [{type: "scatter", mode: "lines+markers", x: d.x, y: d.y, text: d.frames.map((f) => "frame " + f),
                            marker: {color: d.frames, colorscale: "Viridis", size: 7}, name: "trajectory"}],
