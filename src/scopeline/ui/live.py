@@ -35,6 +35,7 @@ from .jobs import Job, JobManager
 TOOLS = ("dose", "maxshift", "clean")
 MAX_DEPTH = 4  # folders below a session that are looked at
 LIVE_DIR = "live"  # RUNS/live/<session>/<tool>
+STOP_GRACE_S = 10.0  # s after a poll interval for a job to close its input and write its final outputs
 IDLE_TIMEOUT_S = 7 * 24 * 3600  # the server, not the tool, decides when watching ends
 STREAM_MOVIE_EXT = (".tif", ".tiff", ".eer", ".mrcs")
 COORD_PATTERNS = ("_autopick.star", "_manualpick.star", ".pos", ".box")
@@ -290,4 +291,5 @@ class LiveQC:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.jobs.stop_all()
+        # a tool sees its stop file at its next poll, then writes its final outputs
+        self.jobs.stop_all(stop_file_grace_s=self.config.live.poll_interval + STOP_GRACE_S)
