@@ -143,7 +143,7 @@ def test_no_endpoint_runs_a_command(runs_root, monkeypatch):
     assert paths == ["/", "/files/{path:path}", "/healthz", "/miniscope", "/miniscope/explorer",
                      "/miniscope/explorer/decide", "/miniscope/explorer/export", "/miniscope/explorer/image",
                      "/miniscope/explorer/labels", "/miniscope/explorer/merge", "/miniscope/explorer/trace",
-                     "/miniscope/explorer/unmerge", "/miniscope/explorer/units", "/miniscope/params",
+                     "/miniscope/explorer/units", "/miniscope/explorer/unmerge", "/miniscope/params",
                      "/miniscope/params/check", "/miniscope/params/save", "/miniscope/preview", "/miniscope/report",
                      "/miniscope/run/cancel", "/miniscope/run/events", "/miniscope/run/start", "/miniscope/run/status",
                      "/run", "/run/counts", "/run/data", "/run/events", "/run/items", "/run/override", "/run/redecide",
