@@ -61,43 +61,60 @@ def label_blocks(blocks, shape: tuple[int, int], level: float = OUTLINE_LEVEL):
     """Label image, outlines and per-unit geometry from blocks of footprints.
 
     ``blocks`` yields ``(first_row, footprints (b, h, w))``. A pixel belongs to the unit whose
-    footprint, relative to its own max, is largest there among those above ``level``.
+    footprint, relative to its own max, is largest there among those above ``level``; the
+    outlines are the borders of these regions (where a pixel's label differs from a
+    4-neighbour's), so touching units show apart. Only the footprints' non-zero pixels are
+    kept from each block (footprints are sparse), so memory is one block.
 
     Returns
     -------
     labels : ndarray (h, w) int64, row + 1 (0: none)
-    outline : ndarray (h, w) bool, the outline of every footprint at ``level``
+    outline : ndarray (h, w) bool
     geometry : list of dict per row: centroid ``y``, ``x``, box ``[y0, y1, x0, x1]``, ``size``
+        (pixels above ``level``); None / 0 for an empty footprint
     """
-    from scipy import ndimage
-
-    best = np.zeros(shape, np.float32)
-    labels = np.zeros(shape, np.int64)
-    outline = np.zeros(shape, bool)
-    geometry: list[dict] = []
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    structure = np.zeros((3, 3, 3), bool)
-    structure[1] = ndimage.generate_binary_structure(2, 1)
+    rows, pixels, values = [], [], []
+    n = 0
     for first, block in blocks:
-        block = np.asarray(block, np.float32)
-        peak = block.reshape(len(block), -1).max(axis=1)
-        rel = block / np.where(peak > 0, peak, 1)[:, None, None]
-        mask = rel > level
-        rel = np.where(mask, rel, 0)
-        top = rel.max(axis=0)
-        better = top > best
-        best[better] = top[better]
-        labels[better] = first + rel.argmax(axis=0)[better] + 1
-        outline |= (mask & ~ndimage.binary_erosion(mask, structure)).any(axis=0)
-        for m, r in zip(mask, rel):
-            total = float(r.sum())
-            if total <= 0:
-                geometry.append({"y": None, "x": None, "box": None, "size": 0})
-                continue
-            rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-            geometry.append({"y": round(float((r * yy).sum() / total), 2), "x": round(float((r * xx).sum() / total), 2),
-                             "box": [int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1],
-                             "size": int(m.sum())})
+        flat = np.asarray(block).reshape(len(block), -1)
+        r, p = np.nonzero(flat > 0)
+        v = flat[r, p].astype(np.float32)
+        peak = np.zeros(len(flat), np.float32)
+        np.maximum.at(peak, r, v)
+        rel = v / peak[r]
+        keep = rel > level
+        rows.append(r[keep] + first)
+        pixels.append(p[keep])
+        values.append(rel[keep])
+        n = max(n, first + len(flat))
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    p = np.concatenate(pixels) if pixels else np.zeros(0, np.int64)
+    v = np.concatenate(values) if values else np.zeros(0, np.float32)
+    labels = np.zeros(shape[0] * shape[1], np.int64)
+    order = np.lexsort((-r, v))  # ascending relative value (ties: lower row last): the largest is written last
+    labels[p[order]] = r[order] + 1
+    labels = labels.reshape(shape)
+    y, x = np.divmod(p, shape[1])
+    total = np.bincount(r, weights=v, minlength=n)
+    cy = np.bincount(r, weights=v * y, minlength=n) / np.where(total > 0, total, 1)
+    cx = np.bincount(r, weights=v * x, minlength=n) / np.where(total > 0, total, 1)
+    size = np.bincount(r, minlength=n)
+    big = np.iinfo(np.int64).max
+    y0, x0 = np.full(n, big), np.full(n, big)
+    y1, x1 = np.full(n, -1), np.full(n, -1)
+    np.minimum.at(y0, r, y)
+    np.minimum.at(x0, r, x)
+    np.maximum.at(y1, r, y)
+    np.maximum.at(x1, r, x)
+    geometry = [{"y": round(float(cy[i]), 2), "x": round(float(cx[i]), 2),
+                 "box": [int(y0[i]), int(y1[i]) + 1, int(x0[i]), int(x1[i]) + 1], "size": int(size[i])}
+                if size[i] else {"y": None, "x": None, "box": None, "size": 0} for i in range(n)]
+    outline = np.zeros(shape, bool)
+    outline[1:] |= labels[1:] != labels[:-1]
+    outline[:-1] |= labels[:-1] != labels[1:]
+    outline[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    outline[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    outline &= labels > 0
     return labels, outline, geometry
 
 
@@ -144,7 +161,13 @@ class Result:
         return np.asarray(self.group[f"export/{name}"][row, f0:f1], np.float32)
 
     def build_overview(self) -> dict:
+        """The overview (footprints PNG, label image, unit list): from memory, else from the
+        run's cache file (``RUN/.scopeline-explorer.npz``, valid while the export step's
+        completion marker is unchanged), else computed from the stored footprints (a pass
+        over the dense ``export/A``: seconds for 1,000 units) and cached."""
         with self.lock:
+            if self.overview is None:
+                self.overview = read_overview_cache(self.run_dir, self.cache_key)
             if self.overview is None:
                 A = self.group["export/A"]
                 step = max(1, A.chunks[0])
@@ -157,7 +180,60 @@ class Result:
                 dtype = np.uint16 if len(self.unit_ids) < 65535 else np.uint32
                 self.overview = {"png": overview_png(mean, outline), "labels": labels.astype(dtype),
                                  "units": units, "shape": list(A.shape[1:])}
+                write_overview_cache(self.run_dir, self.cache_key, self.overview)
             return self.overview
+
+    @property
+    def cache_key(self) -> str:
+        import hashlib
+
+        try:
+            return hashlib.sha1((self.run_dir / "steps" / "export" / "complete.json").read_bytes()).hexdigest()
+        except OSError:
+            return ""
+
+
+CACHE_FILE = ".scopeline-explorer.npz"
+
+
+def read_overview_cache(run_dir: Path, key: str) -> dict | None:
+    """The cached overview of ``run_dir`` when it was made for ``key``, else None."""
+    path = run_dir / CACHE_FILE
+    if not key or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["key"]) != key:
+                return None
+            return {"png": data["png"].tobytes(), "labels": data["labels"], "units": json.loads(str(data["units"])),
+                    "shape": data["shape"].tolist()}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def write_overview_cache(run_dir: Path, key: str, overview: dict) -> None:
+    """Cache the overview beside the run (atomic; a read-only run folder is no error)."""
+    from ..io.atomic import atomic_path
+
+    if not key:
+        return
+    try:
+        with atomic_path(run_dir / CACHE_FILE) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, key=np.array(key), png=np.frombuffer(overview["png"], np.uint8), labels=overview["labels"],
+                     units=np.array(json.dumps(overview["units"])), shape=np.array(overview["shape"]))
+    except OSError:
+        pass
+
+
+def warm_overview(run_dir: Path) -> None:
+    """Build and cache the overview of a finished run (the server does it when its own run
+    job ends, so the explorer opens at once)."""
+    try:
+        result = _open_result(run_dir, _stamp(run_dir))
+        if read_overview_cache(run_dir, result.cache_key) is None:
+            result.build_overview()
+    except Exception:  # noqa: BLE001 - a warm-up only; the explorer reports problems itself
+        pass
 
 
 def _stamp(run_dir: Path) -> tuple:
@@ -361,6 +437,12 @@ def register_explorer(app: FastAPI, templates, config: ServeConfig) -> None:
     async def explorer_export(path: str = Form(...)):
         """Re-export ``RUN/export`` with the curation applied (the Python API, no re-run)."""
         folder = (await result_of(path)).run_dir
+        from .miniscope_pages import job_name
+
+        jobs = getattr(app.state, "jobs", None)
+        job = jobs.get(job_name(folder)) if jobs is not None else None
+        if job is not None and job.alive:
+            return PlainTextResponse("a run of this folder is going on: re-export once it has ended", status_code=409)
         try:
             summary = await anyio.to_thread.run_sync(export_curated, folder)
         except ScopelineError as exc:

@@ -13,7 +13,9 @@ import base64
 import hashlib
 import json
 import re
+import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio
 from fastapi import FastAPI, Request
@@ -24,6 +26,7 @@ from ..errors import ScopelineError
 from . import forms
 from . import runs as runs_view
 from .config import ServeConfig
+from .explorer import warm_overview
 from .jobs import JobManager
 from .security import relative_name, safe_path
 
@@ -81,6 +84,7 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
         jobs = app.state.jobs = JobManager(config.roots[0] / JOB_LOG_DIR)
         app.router.on_shutdown.append(jobs.stop_all)
     log_offsets: dict[Path, int] = {}  # run.log size when the run's job started
+    warmed: set[Path] = set()
 
     @app.exception_handler(MiniscopeNotFound)
     async def _not_found(request: Request, exc: MiniscopeNotFound):
@@ -229,6 +233,10 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
                 fh.seek(log_offsets.get(folder, 0))
                 lines = fh.read().decode("utf-8", "replace").splitlines()
         running = bool(job and job.alive)
+        if job is not None and job.state == "finished" and folder not in warmed \
+                and (folder / "steps" / "export" / "complete.json").is_file():
+            warmed.add(folder)  # the explorer's overview, made while the user looks at the run page
+            threading.Thread(target=warm_overview, args=(folder,), name="explorer-warm", daemon=True).start()
         return {"job": job.info() if job else None, "state": job.state if job else "idle",
                 "returncode": job.returncode if job else None,
                 "steps": step_progress(folder, lines, running),
@@ -253,6 +261,7 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
             return _error(exc.one_line())
         name = job_name(folder)
         log_file = folder / "logs" / "run.log"
+        warmed.discard(folder)
         try:
             log_offsets[folder] = log_file.stat().st_size if log_file.exists() else 0
             jobs.start(name, argv, cwd=config.roots[0])
@@ -261,7 +270,7 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
         rel = relative_name(config, folder)
         headers = {"HX-Trigger": "run-started"}
         if action == "new":
-            headers["HX-Redirect"] = f"/miniscope?path={rel}"
+            headers["HX-Redirect"] = f"/miniscope?path={quote(rel)}"
         return HTMLResponse(f'<p class="ok" id="run-started">started: scopeline {escape(" ".join(argv))}</p>',
                             headers=headers)
 
