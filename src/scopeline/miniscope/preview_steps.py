@@ -122,7 +122,9 @@ def seeds_figure(preview: StepPreview):
 
     fig, axes = new_figure(1, 2, figsize=(10, 5))
     for ax, image, title in zip(axes, (preview.pnr, preview.correlation), ("peak-to-noise ratio", "local correlation")):
-        ax.imshow(image, cmap="magma")
+        finite = image[np.isfinite(image)]
+        top = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+        ax.imshow(image, cmap="magma", vmin=0, vmax=top if top > 0 else None)  # a hot pixel does not set the scale
         if len(preview.seeds):
             ax.plot(preview.seeds[:, 1], preview.seeds[:, 0], "c+", ms=6, mew=1)
         ax.set_title(f"{title}: {len(preview.seeds)} seeds")
