@@ -358,6 +358,12 @@ def demo(
         out.print(line)
 
 
+def _stream_default_age() -> float:
+    from .stream import DEFAULT_MIN_FILE_AGE_S
+
+    return DEFAULT_MIN_FILE_AGE_S
+
+
 @app.command()
 @friendly_errors
 def serve(
@@ -366,8 +372,12 @@ def serve(
     token: Optional[str] = typer.Option(None, "--token", envvar="SCOPELINE_TOKEN",
                                         help="Secret every request must carry (generated and printed when "
                                              "--host is not loopback and none is given)."),
-    watch: List[Path] = typer.Option([], "--watch", help="Session folder the UI may read (repeatable)."),
-    runs: Path = typer.Option(Path("."), "--runs", help="Folder where the run folders live."),
+    watch: List[Path] = typer.Option([], "--watch", help="Session folder (or growing RELION STAR) to QC live: dose, maxshift and clean run on it as jobs of the server, outputs in RUNS/live (repeatable; read only)."),
+    runs: Path = typer.Option(Path("."), "--runs", help="Folder where the run folders live (the only one the UI writes)."),
+    box_size: Optional[float] = typer.Option(None, "--box-size", help="Live QC: particle box (px) for clean; without it the cleaner is not started."),
+    poll_interval: float = typer.Option(5.0, "--poll-interval", help="Live QC: seconds between looks of each job at its input."),
+    min_file_age: float = typer.Option(_stream_default_age(), "--min-file-age", help="Live QC: files younger than this many seconds are still being written."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Live QC: --workers of each job (0 = no Dask; default: the tool's)."),
 ):
     """Browser UI over the runs under --runs (the only folders it may touch: --runs and --watch)."""
     try:
@@ -378,8 +388,12 @@ def serve(
         raise ConfigError(None, f"the browser UI needs the [ui] extra ({exc})", "pip install 'scopeline[ui]'") from exc
     from .ui import ServeConfig
     from .ui import serve as serve_ui
+    from .ui.config import LiveOptions
 
-    config, generated = ServeConfig(host=host, port=port, token=token, runs=runs, watch=tuple(watch)).checked()
+    live = _params(LiveOptions, box_size=box_size, poll_interval=poll_interval, min_file_age=min_file_age,
+                   workers=workers)
+    config, generated = ServeConfig(host=host, port=port, token=token, runs=runs, watch=tuple(watch),
+                                    live=live).checked()
     if generated:
         out.print(f"token (give it once; the browser keeps it in a cookie): {config.token}",
                   soft_wrap=True, markup=False)

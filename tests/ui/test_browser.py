@@ -1,8 +1,9 @@
-"""The live QC page in a real browser (issue 13): Debian's chromium driven by playwright.
+"""The UI in a real browser (issue 13): Debian's chromium driven by playwright.
 
-Starts ``scopeline serve`` on loopback and ``scopeline dose --watch`` on a folder where
-movies arrive while the page is open; asserts on what the page shows: the counts growing
-live, the plot, a threshold change re-deciding an item, a manual accept. Skipped when
+Starts ``scopeline serve --watch SESSION`` on loopback (the server starts ``scopeline dose
+--watch`` as its job) with movies arriving while the pages are open; asserts on what the
+pages show: the counts growing live, the plots, typed and slid thresholds re-deciding a
+running run, a manual accept, export, the item pages (dose, maxshift, clean). Skipped when
 ``/usr/bin/chromium`` or the ``playwright`` package is missing (Playwright's own browser
 download is not used). With ``SCOPELINE_UI_SCREENSHOTS=docs/ui`` it also saves the
 screenshots of docs/ui.md."""
@@ -63,66 +64,132 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def test_live_dose_qc_page_in_chromium(tmp_path):
+def _finished_runs(session: Path, runs: Path) -> None:
+    """A maxshift run on a real RELION motion STAR and a clean run (stand-in model, masks
+    saved) whose inputs lie in the watched session: their item pages."""
+    import shutil
+
+    import numpy as np
+
+    from scopeline.cryoem.cleaner import clean as clean_module
+    from scopeline.cryoem.cleaner.clean import CleanParams, run_clean
+    from scopeline.cryoem.maxshift_run import run_maxshift
+    from tests.cryoem.test_cleaner_clean import write_mrc, write_star
+    from tests.ui.test_other_tools import _left_half_bad
+
+    (session / "motion").mkdir(parents=True)
+    star = session / "motion" / "betagal_20170629_00021_frameImage_motion.star"
+    shutil.copy(Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "relion" / star.name, star)
+    run_maxshift([star], runs / "shifts", workers=0)
+    (session / "mics").mkdir()
+    rng = np.random.default_rng(0)
+    write_mrc(session / "mics" / "mic01.mrc", rng.normal(100, 8, (512, 512)))
+    write_star(session / "mics" / "mic01_autopick.star", rng.uniform(30, 480, (40, 2)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(clean_module, "_model", lambda *args: None)
+        mp.setattr(clean_module, "bad_region_probability", _left_half_bad)
+        run_clean([session / "mics" / "mic01.mrc"], [session / "mics" / "mic01_autopick.star"], runs / "cleaned",
+                  CleanParams(box_size=48, save_masks=True, threshold=0.5))
+
+
+def _shot(page, name: str, full_page: bool = True) -> None:
+    if SHOTS:
+        page.wait_for_timeout(400)  # plots drawn
+        page.screenshot(path=str(Path(SHOTS) / name), full_page=full_page)
+
+
+def test_live_qc_with_serve_watch_in_chromium(tmp_path):
+    """``scopeline serve --watch SESSION`` starts dose itself; movies arrive while the pages
+    are open; thresholds typed and slid re-decide a running run; a manual accept; item pages."""
     from playwright.sync_api import expect, sync_playwright
 
-    runs, movies, stop = tmp_path / "runs", tmp_path / "incoming", tmp_path / "STOP"
+    from scopeline.tools import open_run
+
+    runs, session = tmp_path / "runs", tmp_path / "session"
     runs.mkdir()
-    out = runs / "dose_session"
-    doses = [1.0, 1.0, 1.0, 1.0, 1.0, 1.08]  # the last one 8 % over: in a 10 % band, out of a 5 % one
+    movies = session / "movies"
+    doses = [1.0, 1.0, 1.0, 1.0, 1.0, 1.08]  # the last one 8 % over: out of the 5 % band, in a 10 % one
     make_session(movies, doses[:3])
+    _finished_runs(session, runs)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    procs = [_scopeline("serve", "--port", port, "--runs", runs),
-             _scopeline("dose", movies, "--out", out, "--watch", "--idle-timeout", "600", "--poll-interval", "0.2",
-                        "--batch-size", "1", "--workers", "0", "--samples", "3", "--max-diff", "10",
-                        "--stop-file", stop, "--min-file-age", "0")]
+    server = _scopeline("serve", "--port", port, "--runs", runs, "--watch", session, "--poll-interval", "0.2",
+                        "--min-file-age", "0", "--workers", "0")
+    out = runs / "live" / "session" / "dose"
     try:
         _wait(lambda: _healthy(f"{base}/healthz"), "the server")
-        _wait(lambda: (out / ".scopeline" / "run.json").exists(), "the dose run to start")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(TIMEOUT_MS)
+            errors = []
+            page.on("pageerror", lambda exc: errors.append(exc))
             page.goto(f"{base}/")
-            if SHOTS:
-                page.screenshot(path=str(Path(SHOTS) / "start.png"))
-            page.click("a:has-text('dose_session')")
+            _shot(page, "start.png", full_page=False)
+            page.click("#live-link a")  # the live QC page: the server started dose on the movies
+            dose = page.locator('tr[data-tool="dose"]')
+            expect(dose).to_have_attribute("data-state", "running")
+            expect(dose.locator('[data-count="total"]')).to_have_text("3", timeout=TIMEOUT_MS)
+            expect(page.locator('tr[data-tool="clean"]')).to_contain_text("--box-size")  # why clean does not run
+
+            dose.locator("a.run-link").click()
             expect(page.locator("h1")).to_contain_text("dose run")
+            expect(page.locator('[data-count="accepted"]')).to_have_text("3")
 
             make_session(movies, doses)  # three more movies arrive while the page is open
             expect(page.locator('[data-count="total"]')).to_have_text("6", timeout=TIMEOUT_MS)  # live, by SSE
-            expect(page.locator('[data-count="accepted"]')).to_have_text("6", timeout=TIMEOUT_MS)
+            expect(page.locator('[data-count="discarded"]')).to_have_text("1")  # 8 % off, band ±5 %
             expect(page.locator("#plot-dose_vs_time .main-svg").first).to_be_visible()
-            stop.touch()
-            assert procs[1].wait(timeout=60) == 0, procs[1].stderr.read().decode()
-            expect(page.locator("#live")).to_have_text("finished", timeout=TIMEOUT_MS)
-
-            page.fill("input[name=max_diff]", "5")  # a threshold change re-decides, nothing measured
-            page.click("button:has-text('re-decide')")
-            expect(page.locator("#redecide-msg")).to_contain_text("re-decided")
+            page.fill("input[name=max_diff]", "10")  # typed: re-decides (debounced), no button
+            expect(page.locator('[data-count="discarded"]')).to_have_text("0")
+            expect(page.locator("#redecide-msg")).to_contain_text("next update")  # running: the job applies it too
+            slider = page.locator('input.slider[data-for="max_diff"]')
+            expect(slider).to_have_value("10")  # the slider follows the typed value
+            slider.evaluate("(el) => { el.value = 5; el.dispatchEvent(new Event('input', {bubbles: true})); }")
+            expect(page.locator("input[name=max_diff]")).to_have_value("5")
             expect(page.locator('[data-count="discarded"]')).to_have_text("1")
             last = page.locator('tr[data-key$="movie_0005.mrc"]')
             expect(last.locator("td.status")).to_have_text(re.compile(r"^discarded"))
-
             last.locator("button:has-text('accept')").click()  # manual decision beats the rule
             expect(page.locator('[data-count="discarded"]')).to_have_text("0")
             expect(page.locator('[data-count="overridden"]')).to_have_text("1")
             expect(last.locator("td.status")).to_contain_text("(manual; rule: discarded)")
-            if SHOTS:
-                page.wait_for_timeout(500)  # the plot redraw after the override
-                page.screenshot(path=str(Path(SHOTS) / "run_dose.png"), full_page=True)
-            errors = []
-            page.on("pageerror", lambda exc: errors.append(exc))
-            page.reload()
-            expect(page.locator("#plots[data-ready]")).to_have_count(1)
-            assert not errors
+            page.click("#export button")
+            expect(page.locator("#export-msg")).to_contain_text("next update")
+            _shot(page, "run_dose.png")
+
+            last.locator("a.item-link").click()  # the item page: its sampled frame doses
+            expect(page.locator("h1")).to_contain_text("movie_0005.mrc")
+            expect(page.locator("#plot-frame_doses .main-svg").first).to_be_visible()
+            _shot(page, "item_dose.png")
+            page.goto(f"{base}/live")
+            expect(page.locator('tr[data-tool="dose"] [data-count="total"]')).to_have_text("6")
+            _shot(page, "live_qc.png")
+
+            page.goto(f"{base}/run?path=shifts")
+            page.locator("a.item-link").first.click()
+            expect(page.locator("#plot-trajectory .main-svg").first).to_be_visible()
+            expect(page.locator("#plot-steps .main-svg").first).to_be_visible()
+            _shot(page, "item_maxshift.png")
+            page.goto(f"{base}/run?path=cleaned")
+            page.locator("a.item-link").first.click()
+            expect(page.locator("#micrograph")).to_be_visible()
+            page.wait_for_function("() => { const i = document.getElementById('micrograph'); "
+                                   "return i.complete && i.naturalWidth > 0; }")
+            assert page.locator("#micrograph").evaluate("(img) => img.naturalWidth") == 512  # drawn server-side
+            _shot(page, "item_clean.png")
+            assert not errors, errors
+            page.goto(f"{base}/run?path=live/session/dose")  # its live feed open while the server stops
+            expect(page.locator("#live")).to_contain_text("running")
+            server.send_signal(signal.SIGTERM)  # the server stops its jobs
+            assert server.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once shut down
             browser.close()
+        assert open_run(out).running is None  # the dose job is gone, its run closed cleanly
+        assert (out / "summary.json").read_text().count('"closed": true') == 1
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=10)
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
 
 
 def test_miniscope_parameter_form_in_chromium(tmp_path):

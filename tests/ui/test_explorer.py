@@ -122,3 +122,17 @@ def test_curation_saved_and_applied_by_the_reexport(explorer):
     # the explorer still shows every unit (it reads the store, not the curated files)
     assert len(client.get("/miniscope/explorer/units?path=res").json()["units"]) == N_UNITS
     assert client.post("/miniscope/explorer/unmerge", data={"path": "res", "unit": "14"}).json()["merges"] == []
+
+
+def test_a_watch_folder_is_only_read(tmp_path):
+    runs, session = tmp_path / "runs", tmp_path / "session"
+    runs.mkdir()
+    write_synthetic_result(session / "res", n_units=3, n_frames=100, shape=(24, 24))
+    client = client_for(ServeConfig(runs=runs, watch=(session,)))
+    path = str(session / "res")
+    assert client.get("/miniscope/explorer/units", params={"path": path}).status_code == 200
+    assert not (session / "res" / ".scopeline-explorer.npz").exists()  # no cache written there
+    for url, data in [("/miniscope/explorer/decide", {"unit": "10", "decision": "rejected"}),
+                      ("/miniscope/explorer/merge", {"units": "10,11"}), ("/miniscope/explorer/export", {})]:
+        assert client.post(url, data={"path": path, **data}).status_code == 403, url
+    assert not (session / "res" / "curation.json").exists()

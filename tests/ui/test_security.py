@@ -140,15 +140,16 @@ def test_no_endpoint_runs_a_command(runs_root, monkeypatch):
         monkeypatch.setattr(os, name, forbidden, raising=False)
     client = client_for(ServeConfig(runs=runs_root))
     paths = sorted(r.path for r in client.app.routes)
-    assert paths == ["/", "/files/{path:path}", "/healthz", "/miniscope", "/miniscope/explorer",
+    assert paths == ["/", "/files/{path:path}", "/healthz", "/item", "/item/data", "/item/image.png", "/live",
+                     "/live/jobs", "/miniscope", "/miniscope/explorer",
                      "/miniscope/explorer/decide", "/miniscope/explorer/export", "/miniscope/explorer/image",
                      "/miniscope/explorer/labels", "/miniscope/explorer/merge", "/miniscope/explorer/trace",
                      "/miniscope/explorer/units", "/miniscope/explorer/unmerge", "/miniscope/params",
                      "/miniscope/params/check", "/miniscope/params/save", "/miniscope/preview", "/miniscope/report",
                      "/miniscope/run/cancel", "/miniscope/run/events", "/miniscope/run/start", "/miniscope/run/status",
-                     "/run", "/run/counts", "/run/data", "/run/events", "/run/items", "/run/override", "/run/redecide",
-                     "/run/warnings", "/static"]
-    # /miniscope/run/start is the one route that starts a process: `python -m scopeline.cli miniscope run`
+                     "/run", "/run/counts", "/run/data", "/run/events", "/run/export", "/run/items", "/run/override",
+                     "/run/redecide", "/run/warnings", "/static"]
+    # /miniscope/run/start is the one route here that starts a process: `python -m scopeline.cli miniscope run`
     # through the JobManager, with arguments built from validated values (tests/ui/test_miniscope_pages.py)
     for url in ["/", "/healthz", *_probe_urls("dose1"), "/files/dose1/dose.csv", "/miniscope?path=mini", "/miniscope/params",
                 "/miniscope/params?path=mini/params.json", "/miniscope?path=mini&step=detect",
@@ -159,6 +160,9 @@ def test_no_endpoint_runs_a_command(runs_root, monkeypatch):
     assert client.post("/run/redecide", data={"path": "dose1", "max_diff": "5"}).status_code == 200
     key = open_run(runs_root / "dose1").records()[0]["key"]
     assert client.post("/run/override", data={"path": "dose1", "key": key, "decision": "discarded"}).status_code == 204
+    for url in ["/live", "/live/jobs", "/item", "/item/data"]:
+        assert client.get(url, params={"path": "dose1", "key": key}).status_code == 200, url
+    assert client.post("/run/export", data={"path": "dose1"}).status_code == 200
 
 
 def test_file_names_are_escaped_in_pages(runs_root, dose_template):

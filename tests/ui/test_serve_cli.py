@@ -33,7 +33,9 @@ def test_serve_defaults_to_loopback_without_token(tmp_path, monkeypatch):
     started = []
     monkeypatch.setattr(server, "serve", lambda config, announce=print: started.append(config))
     monkeypatch.delenv("SCOPELINE_TOKEN", raising=False)
-    result = CliRunner().invoke(cli.app, ["serve", "--runs", str(tmp_path), "--watch", str(tmp_path)])
+    (tmp_path / "session").mkdir()
+    (tmp_path / "runs").mkdir()
+    result = CliRunner().invoke(cli.app, ["serve", "--runs", str(tmp_path / "runs"), "--watch", str(tmp_path / "session")])
     assert result.exit_code == 0 and started[0].host == "127.0.0.1" and started[0].token is None
     assert "token" not in result.output
 

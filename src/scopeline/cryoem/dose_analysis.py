@@ -56,8 +56,7 @@ def measure_item(key: str, name: str, pixel_size: float | None, gain: str | None
                                    eer_fractions=eer_fractions)
     except Exception as exc:  # noqa: BLE001 - every problem becomes the item's error
         return {**record, "status": "failed", "error": describe(exc, key)}
-    doses = stats.pop("frame_doses")
-    stats.pop("sampled_frames")
+    doses = stats["frame_doses"]  # kept with the sampled frame indexes (the UI's item page)
     return {**record, **stats, "status": "measured", "error": "",
             "first_frame_dose": doses[0], "middle_frame_dose": doses[len(doses) // 2],
             "last_frame_dose": doses[-1]}

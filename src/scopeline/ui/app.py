@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..tools import DECISIONS, Run, open_run
 from . import forms
 from . import runs as runs_view
 from .config import ServeConfig
+from .qc import register_qc
 from .security import PathRefused, SecurityMiddleware, relative_name, safe_path
 
 HERE = Path(__file__).parent
@@ -29,7 +31,19 @@ class RunNotFound(Exception):
     """The folder is allowed but holds no cryo-EM run (answered 404)."""
 
 
-def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """Runs ``app.state.startup`` hooks when the server starts, ``shutdown`` ones when it stops."""
+    for hook in app.state.startup:
+        await anyio.to_thread.run_sync(hook)
+    try:
+        yield
+    finally:
+        for hook in reversed(app.state.shutdown):
+            await anyio.to_thread.run_sync(hook)
+
+
+def create_app(config: ServeConfig, live_interval_s: float = 1.0, rescan_s: float = 5.0) -> FastAPI:
     """The FastAPI application of ``scopeline serve``.
 
     Parameters
@@ -38,8 +52,11 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
         Address, token and the allowed folders (use :meth:`ServeConfig.checked` first).
     live_interval_s : float
         How often (s) the live feed looks whether a run changed.
+    rescan_s : float
+        How often (s) the ``--watch`` sessions are looked at again for tools to start.
     """
-    app = FastAPI(title="scopeline", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="scopeline", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
+    app.state.startup, app.state.shutdown = [], []  # hooks (live QC jobs start and stop with the server)
     app.add_middleware(SecurityMiddleware, config=config)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -53,8 +70,8 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
     async def _not_found(request: Request, exc: RunNotFound):
         return PlainTextResponse(f"not found: {exc}", status_code=404)
 
-    def open_allowed(path: str) -> Run:
-        folder = safe_path(config, path)
+    def open_allowed(path: str, write: bool = False) -> Run:
+        folder = safe_path(config, path, write=write)
         if runs_view.run_kind(folder) not in ("dose", "maxshift", "clean"):
             raise RunNotFound(f"{path} holds no dose, maxshift or clean run")
         try:
@@ -125,7 +142,7 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
     @app.post("/run/redecide", response_class=HTMLResponse)
     async def redecide(request: Request):
         form = await request.form()
-        run = open_allowed(str(form.get("path", "")))
+        run = open_allowed(str(form.get("path", "")), write=True)
         errors: dict[str, str] = {}
         thresholds = forms.collect(type(run.params), form, errors=errors,
                                    only={f["name"] for f in runs_view.decision_fields(run)})
@@ -145,7 +162,7 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
 
     @app.post("/run/override")
     async def override(path: str = Form(...), key: str = Form(...), decision: str = Form(...)):
-        run = open_allowed(path)
+        run = open_allowed(path, write=True)
         if decision not in (*DECISIONS, "rule"):
             return PlainTextResponse("decision must be accepted, discarded or rule", status_code=400)
         if key not in {r.get("key") for r in run.records()}:
@@ -193,6 +210,7 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0) -> FastAPI:
     register_miniscope(app, templates, config)
     register_explorer(app, templates, config)
 
+    register_qc(app, templates, config, open_allowed, rescan_s=rescan_s)  # live QC, item pages, export
     return app
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError
+from ..stream import DEFAULT_MIN_FILE_AGE_S
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -22,6 +23,31 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to anything, treat it as reachable
+
+
+class LiveOptions(BaseModel):
+    """Options of the live QC jobs started for ``--watch`` (``scopeline serve``'s options).
+
+    Parameters
+    ----------
+    box_size : float or None
+        Particle box (px of the picked micrographs) for ``scopeline clean``; without it the
+        cleaner is not started (it cannot guess the box).
+    poll_interval : float
+        Seconds between two looks of each job at its input (``--poll-interval``). Default 5.
+    min_file_age : float
+        Files modified less than this many seconds ago are still being written
+        (``--min-file-age``). Default 10.
+    workers : int or None
+        ``--workers`` of each job (None: the tool's default; 0 = no Dask).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    box_size: float | None = Field(None, gt=0)
+    poll_interval: float = Field(5.0, ge=0)
+    min_file_age: float = Field(DEFAULT_MIN_FILE_AGE_S, ge=0)
+    workers: int | None = Field(None, ge=0)
 
 
 class ServeConfig(BaseModel):
@@ -39,7 +65,10 @@ class ServeConfig(BaseModel):
     runs : Path
         Folder where the run folders live (default: the current folder).
     watch : list of Path
-        Session folders given with ``--watch``; readable by the UI as well.
+        Session folders (or growing RELION STAR files) given with ``--watch``: readable by
+        the UI, never written; the live QC jobs watch them (:mod:`scopeline.ui.live`).
+    live : LiveOptions
+        How the live QC jobs run.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -49,6 +78,7 @@ class ServeConfig(BaseModel):
     token: str | None = None
     runs: Path = Path(".")
     watch: tuple[Path, ...] = ()
+    live: LiveOptions = Field(default_factory=lambda: LiveOptions())
 
     @property
     def roots(self) -> tuple[Path, ...]:
@@ -68,9 +98,18 @@ class ServeConfig(BaseModel):
         ConfigError
             A folder does not exist, or the token is empty.
         """
-        for option, folder in [("--runs", self.runs), *[("--watch", w) for w in self.watch]]:
-            if not Path(folder).expanduser().is_dir():
-                raise ConfigError(option, f"{folder} is not a folder", "give an existing folder")
+        if not Path(self.runs).expanduser().is_dir():
+            raise ConfigError("--runs", f"{self.runs} is not a folder", "give an existing folder")
+        runs = Path(self.runs).expanduser().resolve()
+        for watched in self.watch:
+            path = Path(watched).expanduser()
+            if not (path.is_dir() or (path.is_file() and path.suffix == ".star")):
+                raise ConfigError("--watch", f"{watched} is neither a folder nor a STAR file",
+                                  "give an existing session folder or a RELION STAR file")
+            if path.is_dir() and runs.is_relative_to(path.resolve()):
+                raise ConfigError("--runs", f"{self.runs} lies inside the watched {watched} (live QC "
+                                  "writes under --runs, and a session is only read)",
+                                  "give --runs a folder outside the session")
         if self.token is not None and not self.token.strip():
             raise ConfigError("--token", "the token is empty", "give a long random string, or omit --token")
         if self.needs_token and self.token is None:

@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 
 from ..errors import ScopelineError
 from .config import ServeConfig
-from .security import relative_name, safe_path
+from .security import PathRefused, relative_name, safe_path
 
 OUTLINE_LEVEL = 0.3  # a footprint's outline and its label pixels: above this fraction of its max
 MAX_COLUMNS = 4000  # most plot columns a trace request may ask for
@@ -144,6 +144,7 @@ class Result:
     times: np.ndarray  # (frames,) s
     fps: float
     overview: dict | None = None
+    cacheable: bool = True  # the overview may be cached in the run folder
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -180,7 +181,8 @@ class Result:
                 dtype = np.uint16 if len(self.unit_ids) < 65535 else np.uint32
                 self.overview = {"png": overview_png(mean, outline), "labels": labels.astype(dtype),
                                  "units": units, "shape": list(A.shape[1:])}
-                write_overview_cache(self.run_dir, self.cache_key, self.overview)
+                if self.cacheable:
+                    write_overview_cache(self.run_dir, self.cache_key, self.overview)
             return self.overview
 
     @property
@@ -304,15 +306,20 @@ def register_explorer(app: FastAPI, templates, config: ServeConfig) -> None:
     async def _not_explorable(request: Request, exc: NotExplorable):
         return PlainTextResponse(f"not found: {exc}", status_code=404)
 
-    def run_folder(path: str) -> Path:
-        folder = safe_path(config, path)
+    def run_folder(path: str, write: bool = False) -> Path:
+        folder = safe_path(config, path, write=write)
         if not (folder / "store.zarr").is_dir():
             raise NotExplorable(f"{path} holds no miniscope result (store.zarr)")
         return folder
 
-    async def result_of(path: str) -> Result:
-        folder = run_folder(path)
-        return await anyio.to_thread.run_sync(results.get, folder)
+    async def result_of(path: str, write: bool = False) -> Result:
+        folder = run_folder(path, write)
+        result = await anyio.to_thread.run_sync(results.get, folder)
+        try:  # the overview is cached beside the run only under --runs (--watch folders are read only)
+            safe_path(config, folder, write=True)
+        except PathRefused:
+            result.cacheable = False
+        return result
 
     async def overview_of(path: str) -> dict:
         result = await result_of(path)
@@ -391,7 +398,7 @@ def register_explorer(app: FastAPI, templates, config: ServeConfig) -> None:
         return JSONResponse(await anyio.to_thread.run_sync(read))
 
     async def change_curation(path: str, change) -> Response:
-        result = await result_of(path)
+        result = await result_of(path, write=True)
         folder = result.run_dir
 
         def apply():
@@ -412,7 +419,7 @@ def register_explorer(app: FastAPI, templates, config: ServeConfig) -> None:
     async def explorer_decide(path: str = Form(...), unit: int = Form(...), decision: str = Form(...)):
         if decision not in ("accepted", "rejected", "undecided"):
             return PlainTextResponse("decision must be accepted, rejected or undecided", status_code=400)
-        known(await result_of(path), unit)
+        known(await result_of(path, write=True), unit)
         return await change_curation(path, lambda cur: set_decision(cur, unit, decision))
 
     @app.post("/miniscope/explorer/merge")
@@ -423,23 +430,23 @@ def register_explorer(app: FastAPI, templates, config: ServeConfig) -> None:
             return PlainTextResponse("units: give unit ids separated by commas, e.g. 3,7", status_code=400)
         if len(ids) < 2:
             return PlainTextResponse("units: select two units or more to merge", status_code=400)
-        result = await result_of(path)
+        result = await result_of(path, write=True)
         for u in ids:
             known(result, u)
         return await change_curation(path, lambda cur: add_merge(cur, ids))
 
     @app.post("/miniscope/explorer/unmerge")
     async def explorer_unmerge(path: str = Form(...), unit: int = Form(...)):
-        known(await result_of(path), unit)
+        known(await result_of(path, write=True), unit)
         return await change_curation(path, lambda cur: undo_merge(cur, unit))
 
     @app.post("/miniscope/explorer/export")
     async def explorer_export(path: str = Form(...)):
         """Re-export ``RUN/export`` with the curation applied (the Python API, no re-run)."""
-        folder = (await result_of(path)).run_dir
+        folder = (await result_of(path, write=True)).run_dir
         from .miniscope_pages import job_name
 
-        jobs = getattr(app.state, "jobs", None)
+        jobs = getattr(app.state, "miniscope_jobs", None)
         job = jobs.get(job_name(folder)) if jobs is not None else None
         if job is not None and job.alive:
             return PlainTextResponse("a run of this folder is going on: re-export once it has ended", status_code=409)

@@ -79,10 +79,9 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
     from ..miniscope.api import check_run_options, step_names
     from ..miniscope.params import MiniscopeParams, load_params, save_params
 
-    jobs: JobManager | None = getattr(app.state, "jobs", None)
-    if jobs is None:
-        jobs = app.state.jobs = JobManager(config.roots[0] / JOB_LOG_DIR)
-        app.router.on_shutdown.append(jobs.stop_all)
+    jobs = app.state.miniscope_jobs = JobManager(config.roots[0] / JOB_LOG_DIR)
+    hooks = getattr(app.state, "shutdown", None)  # create_app's lifespan runs these when the server stops
+    (hooks if hooks is not None else app.router.on_shutdown).append(jobs.stop_all)
     log_offsets: dict[Path, int] = {}  # run.log size when the run's job started
     warmed: set[Path] = set()
 
@@ -90,8 +89,8 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
     async def _not_found(request: Request, exc: MiniscopeNotFound):
         return PlainTextResponse(f"not found: {exc}", status_code=404)
 
-    def miniscope_run(path: str) -> Path:
-        folder = safe_path(config, path)
+    def miniscope_run(path: str, write: bool = False) -> Path:
+        folder = safe_path(config, path, write=write)
         if runs_view.run_kind(folder) != "miniscope":
             raise MiniscopeNotFound(f"{path} holds no miniscope run (params.json and steps/)")
         return folder
@@ -166,7 +165,7 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
         params, problem = checked_params(form)
         if problem:
             return problem
-        target = safe_path(config, str(form.get("save_to", "")))
+        target = safe_path(config, str(form.get("save_to", "")), write=True)
         if target.suffix.lower() != ".json":
             return _error("save as a .json file")
         if runs_view.run_kind(target.parent) == "miniscope" and target.name == "params.json":
@@ -298,7 +297,7 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
             out_raw = str(form.get("out", "") or "").strip()
             if not out_raw:
                 raise _Refusal("out: give a name for the new run folder")
-            folder = safe_path(config, out_raw)
+            folder = safe_path(config, out_raw, write=True)
             if folder.exists() and any(folder.iterdir()) and runs_view.run_kind(folder) != "miniscope":
                 raise _Refusal(f"out: {out_raw} exists and holds something else than a miniscope run")
             if not folder.parent.is_dir():
@@ -309,7 +308,7 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
             params_file = folder / UI_PARAMS
             save_params(params, params_file)
         else:
-            folder = miniscope_run(str(form.get("path", "")))
+            folder = miniscope_run(str(form.get("path", "")), write=True)
             if action == "resume":
                 params = load_params(folder / "params.json")
                 params_file = folder / "params.json"
@@ -339,7 +338,7 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
     @app.post("/miniscope/run/cancel", response_class=HTMLResponse)
     async def miniscope_run_cancel(request: Request):
         form = await request.form()
-        folder = miniscope_run(str(form.get("path", "")))
+        folder = miniscope_run(str(form.get("path", "")), write=True)
         job = jobs.get(job_name(folder))
         if job is None or not job.alive:
             return _error("no run of this folder is going on", 409)

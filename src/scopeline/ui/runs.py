@@ -26,6 +26,14 @@ COLUMNS = {
 
 # the parameters each tool re-decides with (docs/tools.md, "decided"); the other
 # non-measuring ones (clean's device, threads, save_masks ...) are not thresholds
+# slider ranges (min, max, step) of the decision form's numbers; widened to hold the value
+SLIDERS = {
+    "max_diff": (0.0, 50.0, 0.5), "max_faulty": (0.0, 100.0, 1.0), "samples": (1, 200, 1), "window": (2, 500, 1),
+    "metadata_tolerance": (0.0, 50.0, 0.5), "dose_per_frame": (0.0, 5.0, 0.01),
+    "max_frame_shift": (0.0, 30.0, 0.1), "max_movie_shift": (0.0, 200.0, 0.5), "max_early_shift": (0.0, 100.0, 0.5),
+    "threshold": (0.0, 1.0, 0.01), "min_kept": (0, 200, 1),
+}
+
 THRESHOLDS = {
     "dose": ("max_diff", "samples", "window", "max_faulty", "dose_per_frame", "metadata_tolerance"),
     "maxshift": ("rejection", "max_frame_shift", "max_movie_shift", "max_early_shift"),
@@ -102,7 +110,18 @@ def decision_fields(run: Run) -> list[dict]:
     deciding = [n for n in type(run.params).model_fields if n not in measuring]
     wanted = [n for n in THRESHOLDS.get(run.tool, ()) if n in deciding] or deciding
     fields = {f["label"]: f for f in form_fields(type(run.params), run.params)}
-    return [fields[n] for n in wanted]
+    return [_with_slider(fields[n]) for n in wanted]
+
+
+def _with_slider(field: dict) -> dict:
+    """``field`` with ``slider`` (min, max, step) for a number that has a range in :data:`SLIDERS`."""
+    if field["kind"] != "number" or field["label"] not in SLIDERS:
+        return field
+    low, high, step = SLIDERS[field["label"]]
+    value = _number(field["value"]) if not isinstance(field["value"], str) else None
+    if value is not None:
+        low, high = min(low, value), max(high, value)
+    return {**field, "slider": {"min": low, "max": high, "step": step}}
 
 
 def output_files(folder: Path) -> list[str]:
@@ -179,7 +198,7 @@ def plot_data(rows: list[dict], tool: str, params: dict) -> dict:
     def series(field, flatten=False):
         out = {}
         for status in STATUSES:
-            xs, ys = [], []
+            xs, ys, keys = [], [], []
             for i, r in enumerate(rows):
                 if r.get("status") != status:
                     continue
@@ -190,8 +209,9 @@ def plot_data(rows: list[dict], tool: str, params: dict) -> dict:
                     if v is not None:
                         xs.append(i)
                         ys.append(v)
+                        keys.append(r.get("key", ""))
             if ys:
-                out[status] = {"x": xs, "y": ys}
+                out[status] = {"x": xs, "y": ys, "keys": keys}  # keys: a click opens the item
         return out
 
     plots = []

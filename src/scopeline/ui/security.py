@@ -10,8 +10,11 @@
   page elsewhere cannot drive the UI. A request without ``Origin`` (a script) is let through.
 - **Paths**: every path the UI reads or writes goes through :func:`safe_path`: resolved
   (``..`` and symlinks followed) and inside one of the folders given on the command line,
-  else 403.
-- No endpoint runs a command; the UI only calls the Python API.
+  else 403; what it writes (decisions, overrides, exports, live QC outputs) only under
+  ``--runs``: the ``--watch`` sessions are read only.
+- No endpoint runs a command given by a request: the only subprocesses are the live QC
+  jobs (:mod:`scopeline.ui.jobs`: ``python -m scopeline.cli`` with arguments the server
+  builds from the command line's folders), never a shell.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ class PathRefused(Exception):
     """A path outside the folders the UI may touch (answered 403)."""
 
 
-def safe_path(config: ServeConfig, raw: str | Path) -> Path:
-    """``raw`` resolved, when it lies inside one of ``config.roots``.
+def safe_path(config: ServeConfig, raw: str | Path, write: bool = False) -> Path:
+    """``raw`` resolved, when it lies inside one of ``config.roots`` (with ``write``: inside
+    ``--runs``; the ``--watch`` sessions are read only).
 
     A relative path is taken relative to ``--runs``. ``..``, absolute paths and symlinks
     are resolved first, so a link inside a root that points outside is refused.
@@ -43,7 +47,8 @@ def safe_path(config: ServeConfig, raw: str | Path) -> Path:
     Raises
     ------
     PathRefused
-        The resolved path lies outside every allowed folder (or the name is unusable).
+        The resolved path lies outside every allowed folder (or the name is unusable), or
+        ``write`` and it lies outside ``--runs``.
     """
     text = str(raw)
     if not text or "\x00" in text:
@@ -55,8 +60,11 @@ def safe_path(config: ServeConfig, raw: str | Path) -> Path:
         resolved = candidate.resolve()
     except (OSError, RuntimeError) as exc:  # symlink loop, unreadable
         raise PathRefused(f"{text}: {exc}") from exc
-    if any(resolved == root or resolved.is_relative_to(root) for root in config.roots):
+    roots = config.roots[:1] if write else config.roots
+    if any(resolved == root or resolved.is_relative_to(root) for root in roots):
         return resolved
+    if write and any(resolved.is_relative_to(root) for root in config.roots):
+        raise PathRefused(f"{text} lies in a --watch folder, which the UI only reads (it writes under --runs)")
     raise PathRefused(f"{text} lies outside the folders given to scopeline serve")
 
 

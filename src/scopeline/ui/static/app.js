@@ -18,7 +18,7 @@
     const traces = Object.entries(plot.series).map(([status, s]) => plot.kind === "histogram"
       ? {type: "histogram", x: s.y, name: status, marker: {color: colours[status]}, opacity: 0.75}
       : {type: "scattergl", mode: plot.lines ? "lines" : "markers", x: s.x, y: s.y, name: status,
-         marker: {color: colours[status], size: 6}, line: {color: colours[status]}});
+         customdata: s.keys, marker: {color: colours[status], size: 6}, line: {color: colours[status]}});
     const shapes = [];
     if (plot.kind === "histogram" && plot.threshold != null) {
       shapes.push({type: "line", xref: "x", yref: "paper", x0: plot.threshold, x1: plot.threshold, y0: 0, y1: 1,
@@ -37,6 +37,32 @@
                     xaxis: {title: {text: plot.x_title || ""}}, yaxis: {title: {text: plot.y_title || (plot.kind === "histogram" ? "count" : "")}}};
     if (plot.y_range) layout.yaxis.range = plot.y_range;
     Plotly.react(div, traces, layout, {displaylogo: false, responsive: true});
+    if (!div.dataset.clicks) {  // a click on a point opens its item
+      div.dataset.clicks = "1";
+      div.on("plotly_click", (ev) => {
+        const key = ev.points && ev.points[0] && ev.points[0].customdata;
+        if (key) window.location.href = "/item?path=" + path + "&key=" + encodeURIComponent(key);
+      });
+    }
+  }
+
+  // sliders: bound to the number inputs of the decision form (typing still works);
+  // a change re-decides, debounced
+  const form = document.getElementById("thresholds");
+  if (form) {
+    let timer = null;
+    const submitSoon = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => { if (!form.querySelector("button[type=submit]").disabled) form.requestSubmit(); }, 400);
+    };
+    form.querySelectorAll("input.slider").forEach((slider) => {
+      const number = form.querySelector('input[name="' + slider.dataset.for + '"]');
+      slider.addEventListener("input", () => { number.value = slider.value; submitSoon(); });
+      number.addEventListener("input", () => {
+        if (number.value !== "" && !isNaN(Number(number.value))) slider.value = number.value;
+        submitSoon();
+      });
+    });
   }
 
   function refreshPlots() {
