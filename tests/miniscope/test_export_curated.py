@@ -64,3 +64,33 @@ def test_cli_export(run):
     assert result.exit_code == 0 and np.load(run / "export" / "A.npy").shape[0] == 6
     bad = CliRunner().invoke(app, ["miniscope", "export", str(run / "nowhere")])
     assert bad.exit_code == 2 and "no finished export step" in bad.output
+
+
+def test_reexport_of_a_real_run_matches_the_export_step(tmp_path):
+    """On a real (tiny) pipeline run: without curation the re-export writes what the export
+    step wrote (A in the input frame, C, S, ids); a rejection removes exactly that unit."""
+    from scopeline.miniscope.api import run_pipeline
+    from scopeline.miniscope.params import MiniscopeParams
+    from scopeline.miniscope.simulate import SimulationParams, simulate_recording
+
+    p = MiniscopeParams()
+    p.config.fps = 10.0
+    p.load.chunk_frames = p.crop.chunk_frames = p.init.chunk_frames = 100
+    p.init.n_components = 8
+    p.export.formats = ["zarr"]
+    simulate_recording(tmp_path / "video", SimulationParams(height=64, width=64, n_frames=200, n_neurons=6, fps=10.0,
+                                                            frames_per_file=100, seed=3, jump_times=()))
+    out = tmp_path / "out"
+    run_pipeline(tmp_path / "video", out, p, scheduler="synchronous")
+    before = {name: np.load(out / "export" / f"{name}.npy") for name in ("A", "C", "S", "b", "f")}
+    ids = json.loads((out / "export" / "units.json").read_text())["unit_ids"]
+    assert len(ids) >= 2
+    miniscope.export(out)
+    for name, array in before.items():
+        np.testing.assert_array_equal(np.load(out / "export" / f"{name}.npy"), array, err_msg=name)
+    write_curation(out, Curation(rejected=[ids[0]]))
+    miniscope.export(out)
+    np.testing.assert_array_equal(np.load(out / "export" / "A.npy"), before["A"][1:])
+    np.testing.assert_array_equal(np.load(out / "export" / "C.npy"), before["C"][1:])
+    assert json.loads((out / "export" / "units.json").read_text())["unit_ids"] == ids[1:]
+    assert (out / "export" / "shifts.npy").exists() and (out / "export" / "results.zarr").is_dir()

@@ -53,6 +53,13 @@ def test_miniscope_run_and_explorer_in_chromium(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=TIMEOUT_MS)  # the preview and the run take seconds on a loaded machine
+    try:
+        _run_through_the_ui(tmp_path, expect, sync_playwright)
+    finally:
+        expect.set_options(timeout=5_000)  # playwright's default, for the tests after this one
+
+
+def _run_through_the_ui(tmp_path, expect, sync_playwright):
     runs = tmp_path / "runs"
     simulate_recording(runs / "videos", SimulationParams(height=64, width=64, n_frames=200, n_neurons=6, fps=10.0,
                                                          frames_per_file=100, seed=3, jump_times=()))
