@@ -136,3 +136,25 @@ def test_a_watch_folder_is_only_read(tmp_path):
                       ("/miniscope/explorer/merge", {"units": "10,11"}), ("/miniscope/explorer/export", {})]:
         assert client.post(url, data={"path": path, **data}).status_code == 403, url
     assert not (session / "res" / "curation.json").exists()
+
+
+def test_the_run_page_prepares_the_overview_and_a_fresh_server_uses_it(explorer, tmp_path):
+    import time
+
+    client, run = explorer
+    assert client.get("/miniscope?path=res").status_code == 200
+    deadline = time.monotonic() + 30
+    while not (run / ".scopeline-explorer.npz").exists():
+        assert time.monotonic() < deadline, "the overview was not cached"
+        time.sleep(0.1)
+    fresh = client_for(ServeConfig(runs=run.parent))
+    from scopeline.ui import explorer as module
+
+    calls = []
+    original = module.label_blocks
+    module.label_blocks = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        assert fresh.get("/miniscope/explorer/units?path=res").json()["units"][0]["id"] == 10
+    finally:
+        module.label_blocks = original
+    assert not calls  # read from the cache, not computed again

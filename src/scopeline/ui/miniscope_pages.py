@@ -28,7 +28,7 @@ from . import runs as runs_view
 from .config import ServeConfig
 from .explorer import warm_overview
 from .jobs import JobManager
-from .security import relative_name, safe_path
+from .security import PathRefused, relative_name, safe_path
 
 UI_PARAMS = ".scopeline-ui-params.json"  # the parameters a run started from the UI was given (RUN/)
 JOB_LOG_DIR = ".scopeline-jobs"  # under --runs: the jobs' output
@@ -89,6 +89,18 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
     async def _not_found(request: Request, exc: MiniscopeNotFound):
         return PlainTextResponse(f"not found: {exc}", status_code=404)
 
+    def warm(folder: Path) -> None:
+        """Make the unit explorer's overview in the background (once per finished run, and
+        only under --runs, where it may be cached): opening the explorer is then instant."""
+        if folder in warmed or not (folder / "steps" / "export" / "complete.json").is_file():
+            return
+        try:
+            safe_path(config, folder, write=True)
+        except PathRefused:
+            return
+        warmed.add(folder)
+        threading.Thread(target=warm_overview, args=(folder,), name="explorer-warm", daemon=True).start()
+
     def miniscope_run(path: str, write: bool = False) -> Path:
         folder = safe_path(config, path, write=write)
         if runs_view.run_kind(folder) != "miniscope":
@@ -127,6 +139,7 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
     @app.get("/miniscope", response_class=HTMLResponse)
     async def miniscope_run_page(request: Request, path: str, step: str | None = None):
         folder = miniscope_run(path)
+        warm(folder)  # a finished run: its explorer overview, while the user reads this page
         source = folder / "params.json"
         try:
             params = load_params(source)
@@ -232,10 +245,8 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
                 fh.seek(log_offsets.get(folder, 0))
                 lines = fh.read().decode("utf-8", "replace").splitlines()
         running = bool(job and job.alive)
-        if job is not None and job.state == "finished" and folder not in warmed \
-                and (folder / "steps" / "export" / "complete.json").is_file():
-            warmed.add(folder)  # the explorer's overview, made while the user looks at the run page
-            threading.Thread(target=warm_overview, args=(folder,), name="explorer-warm", daemon=True).start()
+        if job is not None and job.state == "finished":
+            warm(folder)
         return {"job": job.info() if job else None, "state": job.state if job else "idle",
                 "returncode": job.returncode if job else None,
                 "steps": step_progress(folder, lines, running),
