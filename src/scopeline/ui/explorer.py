@@ -57,14 +57,53 @@ def minmax_columns(trace: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.nd
     return starts, np.minimum.reduceat(trace, starts), np.maximum.reduceat(trace, starts)
 
 
-def label_blocks(blocks, shape: tuple[int, int], level: float = OUTLINE_LEVEL):
-    """Label image, outlines and per-unit geometry from blocks of footprints.
+def footprint_pixels(tiles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The non-zero pixels of footprints given as tiles.
 
-    ``blocks`` yields ``(first_row, footprints (b, h, w))``. A pixel belongs to the unit whose
-    footprint, relative to its own max, is largest there among those above ``level``; the
-    outlines are the borders of these regions (where a pixel's label differs from a
-    4-neighbour's), so touching units show apart. Only the footprints' non-zero pixels are
-    kept from each block (footprints are sparse), so memory is one block.
+    ``tiles`` yields ``(first_row, y0, x0, tile (b, th, tw))``: a piece of the (units, h, w)
+    stack (a zarr chunk: a few MB, so the work stays in the CPU cache; the stack itself, mostly
+    zeros, is never held whole). Returns ``(rows, ys, xs, values, n_rows)``.
+    """
+    rows, ys, xs, values = [], [], [], []
+    n = 0
+    for first, y0, x0, tile in tiles:
+        tile = np.asarray(tile)
+        r, y, x = np.nonzero(tile > 0)
+        rows.append(r + first)
+        ys.append(y + y0)
+        xs.append(x + x0)
+        values.append(tile[r, y, x].astype(np.float32))
+        n = max(n, first + len(tile))
+    if not rows:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, np.zeros(0, np.float32), n
+    return np.concatenate(rows), np.concatenate(ys), np.concatenate(xs), np.concatenate(values), n
+
+
+def zarr_tiles(array):
+    """``(first_row, y0, x0, tile)`` for every chunk of a zarr (units, h, w) array."""
+    cu, cy, cx = array.chunks
+    nu, h, w = array.shape
+    for u in range(0, nu, cu):
+        for y in range(0, h, cy):
+            for x in range(0, w, cx):
+                yield u, y, x, array[u : u + cu, y : y + cy, x : x + cx]
+
+
+def label_blocks(blocks, shape: tuple[int, int], level: float = OUTLINE_LEVEL):
+    """Label image, outlines and per-unit geometry from blocks of footprints
+    (``(first_row, footprints (b, h, w))``); see :func:`label_pixels`."""
+    return label_pixels(*footprint_pixels((first, 0, 0, block) for first, block in blocks), shape, level)
+
+
+def label_pixels(r: np.ndarray, y: np.ndarray, x: np.ndarray, v: np.ndarray, n: int, shape: tuple[int, int],
+                 level: float = OUTLINE_LEVEL):
+    """Label image, outlines and per-unit geometry from the footprints' non-zero pixels
+    (row ``r``, position ``y``, ``x``, value ``v``; ``n`` rows).
+
+    A pixel belongs to the unit whose footprint, relative to its own max, is largest there
+    among those above ``level``; the outlines are the borders of these regions (where a
+    pixel's label differs from a 4-neighbour's), so touching units show apart.
 
     Returns
     -------
@@ -73,28 +112,15 @@ def label_blocks(blocks, shape: tuple[int, int], level: float = OUTLINE_LEVEL):
     geometry : list of dict per row: centroid ``y``, ``x``, box ``[y0, y1, x0, x1]``, ``size``
         (pixels above ``level``); None / 0 for an empty footprint
     """
-    rows, pixels, values = [], [], []
-    n = 0
-    for first, block in blocks:
-        flat = np.asarray(block).reshape(len(block), -1)
-        r, p = np.nonzero(flat > 0)
-        v = flat[r, p].astype(np.float32)
-        peak = np.zeros(len(flat), np.float32)
-        np.maximum.at(peak, r, v)
-        rel = v / peak[r]
-        keep = rel > level
-        rows.append(r[keep] + first)
-        pixels.append(p[keep])
-        values.append(rel[keep])
-        n = max(n, first + len(flat))
-    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    p = np.concatenate(pixels) if pixels else np.zeros(0, np.int64)
-    v = np.concatenate(values) if values else np.zeros(0, np.float32)
+    peak = np.zeros(n, np.float32)
+    np.maximum.at(peak, r, v)
+    rel = v / np.where(peak > 0, peak, 1)[r]
+    keep = rel > level
+    r, y, x, v = r[keep], y[keep], x[keep], rel[keep]
     labels = np.zeros(shape[0] * shape[1], np.int64)
     order = np.lexsort((-r, v))  # ascending relative value (ties: lower row last): the largest is written last
-    labels[p[order]] = r[order] + 1
+    labels[(y * shape[1] + x)[order]] = r[order] + 1
     labels = labels.reshape(shape)
-    y, x = np.divmod(p, shape[1])
     total = np.bincount(r, weights=v, minlength=n)
     cy = np.bincount(r, weights=v * y, minlength=n) / np.where(total > 0, total, 1)
     cx = np.bincount(r, weights=v * x, minlength=n) / np.where(total > 0, total, 1)
@@ -171,9 +197,7 @@ class Result:
                 self.overview = read_overview_cache(self.run_dir, self.cache_key)
             if self.overview is None:
                 A = self.group["export/A"]
-                step = max(1, A.chunks[0])
-                blocks = ((s, A[s : s + step]) for s in range(0, A.shape[0], step))
-                labels, outline, geometry = label_blocks(blocks, A.shape[1:])
+                labels, outline, geometry = label_pixels(*footprint_pixels(zarr_tiles(A)), A.shape[1:])
                 mean = self.group["crop/mean_frame"][...] if "crop/mean_frame" in self.group else np.zeros(A.shape[1:])
                 snr = self.group["export/snr"][...] if "export/snr" in self.group else np.zeros(len(self.unit_ids))
                 units = [{"id": int(u), "row": i, "snr": round(float(q), 2), **g}
