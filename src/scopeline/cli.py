@@ -328,6 +328,23 @@ def miniscope_preview(
         out.print(f"{key}: {value}")
 
 
+@miniscope_app.command("export")
+@friendly_errors
+def miniscope_export(
+    run_dir: Path = typer.Argument(..., help="A finished run folder (its export step done)."),
+    curation: bool = typer.Option(True, "--curation/--no-curation",
+                                  help="Apply RUN/curation.json (the unit explorer's rejections and merges)."),
+):
+    """Write RUN/export again from the stored result (curation applied), without re-running."""
+    from .miniscope.api import export_run
+
+    summary = export_run(run_dir, curation=curation)
+    merged = "; ".join("+".join(map(str, g)) for g in summary["merged"]) or "-"
+    out.print(f"exported {summary['units_exported']} of {summary['units_before']} units "
+              f"(rejected: {', '.join(map(str, summary['rejected'])) or '-'}; merged: {merged}) "
+              f"to {summary['export_dir']}", soft_wrap=True)
+
+
 @app.command()
 @friendly_errors
 def demo(

@@ -63,7 +63,8 @@ def test_run_page_shows_its_parameters_steps_and_descriptions(client):
     assert re.search(r'name="detect.min_pnr" value="9.0"', html)
     assert re.search(r'name="config.fps" value="30.0" min="0"', html)
     assert "frame rate of the recording (frames/s)" in html  # the field's description
-    assert 'data-step="load">load ✓' in html and 'class="step todo" data-step="detect"' in html
+    assert 'data-step="load"><a href="/miniscope/report?path=mini&amp;step=load">load ✓</a>' in html  # its report
+    assert 'class="step todo" data-step="detect"' in html
     assert 'name="save_to" value="mini_params.json"' in html
     assert client.get("/miniscope?path=dose1").status_code == 404
 

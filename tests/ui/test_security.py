@@ -141,11 +141,19 @@ def test_no_endpoint_runs_a_command(runs_root, monkeypatch):
     client = client_for(ServeConfig(runs=runs_root))
     paths = sorted(r.path for r in client.app.routes)
     assert paths == ["/", "/files/{path:path}", "/healthz", "/item", "/item/data", "/item/image.png", "/live",
-                     "/live/jobs", "/miniscope", "/miniscope/params", "/miniscope/params/check",
-                     "/miniscope/params/save", "/run", "/run/counts", "/run/data", "/run/events", "/run/export",
-                     "/run/items", "/run/override", "/run/redecide", "/run/warnings", "/static"]
+                     "/live/jobs", "/miniscope", "/miniscope/explorer",
+                     "/miniscope/explorer/decide", "/miniscope/explorer/export", "/miniscope/explorer/image",
+                     "/miniscope/explorer/labels", "/miniscope/explorer/merge", "/miniscope/explorer/trace",
+                     "/miniscope/explorer/units", "/miniscope/explorer/unmerge", "/miniscope/params",
+                     "/miniscope/params/check", "/miniscope/params/save", "/miniscope/preview", "/miniscope/report",
+                     "/miniscope/run/cancel", "/miniscope/run/events", "/miniscope/run/start", "/miniscope/run/status",
+                     "/run", "/run/counts", "/run/data", "/run/events", "/run/export", "/run/items", "/run/override",
+                     "/run/redecide", "/run/warnings", "/static"]
+    # /miniscope/run/start is the one route here that starts a process: `python -m scopeline.cli miniscope run`
+    # through the JobManager, with arguments built from validated values (tests/ui/test_miniscope_pages.py)
     for url in ["/", "/healthz", *_probe_urls("dose1"), "/files/dose1/dose.csv", "/miniscope?path=mini", "/miniscope/params",
-                "/miniscope/params?path=mini/params.json"]:
+                "/miniscope/params?path=mini/params.json", "/miniscope?path=mini&step=detect",
+                "/miniscope/run/status?path=mini", "/miniscope/run/events?path=mini"]:
         assert client.get(url).status_code == 200, url
     assert client.post("/miniscope/params/check", data={}).status_code == 200
     assert client.post("/miniscope/params/save", data={"save_to": "p.json"}).status_code == 200

@@ -313,6 +313,29 @@ def preview_pipeline(input_dir: str | Path, params: BaseModel | None = None, n_f
     return preview(input_dir, params, n_frames, out_dir)
 
 
+def export_run(out_dir: str | Path, curation: bool = True) -> dict:
+    """Write ``OUT/export`` again from the run's stored result, without re-running a step.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        A run whose export step has finished.
+    curation : bool
+        Apply ``OUT/curation.json`` (rejections and merges made in the unit explorer of
+        ``scopeline serve``, see :mod:`scopeline.miniscope.curation`); False writes every
+        unit the export step kept.
+
+    Returns
+    -------
+    dict
+        ``units_before``, ``units_exported``, ``rejected``, ``merged``, ``export_dir``.
+    """
+    from .curation import Curation
+    from .export_curated import export_curated
+
+    return export_curated(out_dir, None if curation else Curation())
+
+
 def _output_problem(exc: BaseException, folder: Path):
     """The one-line error for a full disk or a read-only/forbidden ``folder`` (None for any
     other error): also when it reaches us from a Dask worker."""

@@ -203,86 +203,12 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0, rescan_s: floa
         return StreamingResponse(feed(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    # ------------------------------------------------------------------ miniscope parameters
+    # miniscope: parameters, preview, runs (jobs), reports; the unit explorer
+    from .explorer import register_explorer
+    from .miniscope_pages import register_miniscope
 
-    def params_page(request: Request, params, *, run_folder: Path | None, source: Path | None, save_to: Path):
-        from ..miniscope import step_names
-        from ..miniscope.params import MiniscopeParams
-
-        steps = None
-        if run_folder is not None:
-            steps = [(name, (run_folder / "steps" / name / "complete.json").is_file()) for name in step_names()]
-        return templates.TemplateResponse(request, "miniscope_params.html", {
-            "fields": forms.form_fields(MiniscopeParams, params), "steps": steps,
-            "run_folder": run_folder and relative_name(config, run_folder),
-            "source": source and relative_name(config, source), "save_to": relative_name(config, save_to)})
-
-    @app.get("/miniscope", response_class=HTMLResponse)
-    async def miniscope_run(request: Request, path: str):
-        from ..miniscope.params import load_params
-
-        folder = safe_path(config, path)
-        if runs_view.run_kind(folder) != "miniscope":
-            raise RunNotFound(f"{path} holds no miniscope run (params.json and steps/)")
-        try:
-            params = load_params(folder / "params.json")
-        except ScopelineError as exc:
-            raise RunNotFound(exc.one_line()) from exc
-        return params_page(request, params, run_folder=folder, source=folder / "params.json",
-                           save_to=folder.parent / f"{folder.name}_params.json")
-
-    @app.get("/miniscope/params", response_class=HTMLResponse)
-    async def miniscope_params(request: Request, path: str = ""):
-        from ..miniscope.params import MiniscopeParams, load_params
-
-        if not path:
-            return params_page(request, MiniscopeParams(), run_folder=None, source=None,
-                               save_to=config.roots[0] / "params.json")
-        source = safe_path(config, path)
-        try:
-            params = load_params(source)
-        except ScopelineError as exc:
-            raise RunNotFound(exc.one_line()) from exc
-        return params_page(request, params, run_folder=None, source=source, save_to=source)
-
-    def checked_params(form):
-        from ..miniscope.params import MiniscopeParams
-
-        params, errors = forms.parse_form(MiniscopeParams, form)
-        if errors:
-            items = "".join(f"<li><code>{_escape(k)}</code>: {_escape(v)}</li>" for k, v in sorted(errors.items()))
-            return None, HTMLResponse(f'<ul class="error" data-errors="{len(errors)}">{items}</ul>', status_code=400)
-        return params, None
-
-    @app.post("/miniscope/params/check", response_class=HTMLResponse)
-    async def miniscope_params_check(request: Request):
-        params, problem = checked_params(await request.form())
-        return problem or HTMLResponse('<p class="ok" data-errors="0">every parameter is valid</p>')
-
-    @app.post("/miniscope/params/save", response_class=HTMLResponse)
-    async def miniscope_params_save(request: Request):
-        from ..miniscope.params import save_params
-
-        form = await request.form()
-        params, problem = checked_params(form)
-        if problem:
-            return problem
-        target = safe_path(config, str(form.get("save_to", "")))
-        if target.suffix.lower() != ".json":
-            return HTMLResponse('<p class="error">save as a .json file</p>', status_code=400)
-        if runs_view.run_kind(target.parent) == "miniscope" and target.name == "params.json":
-            return HTMLResponse('<p class="error">a run\'s own params.json records what it ran with: '
-                                'save under another name</p>', status_code=400)
-        if target.exists() and "overwrite" not in form:
-            return HTMLResponse(f'<p class="error">{_escape(relative_name(config, target))} exists: '
-                                'tick "overwrite" to replace it</p>', status_code=409)
-        if not target.parent.is_dir():
-            return HTMLResponse('<p class="error">that folder does not exist</p>', status_code=400)
-        try:
-            await anyio.to_thread.run_sync(save_params, params, target)
-        except (ScopelineError, OSError) as exc:
-            return HTMLResponse(f'<p class="error">{_escape(str(exc))}</p>', status_code=400)
-        return HTMLResponse(f'<p class="ok">saved {_escape(relative_name(config, target))}</p>')
+    register_miniscope(app, templates, config)
+    register_explorer(app, templates, config)
 
     register_qc(app, templates, config, open_allowed, rescan_s=rescan_s)  # live QC, item pages, export
     return app
