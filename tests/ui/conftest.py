@@ -42,3 +42,17 @@ def client_for(config: ServeConfig, base_url: str = LOCAL, **kw):
     from fastapi.testclient import TestClient
 
     return TestClient(create_app(config, **kw), base_url=base_url)
+
+
+@pytest.fixture(autouse=True)
+def _patient_browser_expectations():
+    """Playwright's ``expect`` waits 5 s by default: too short for a live page on a loaded
+    2-core machine (the live QC test failed once so). Every UI test waits up to 30 s."""
+    if importlib.util.find_spec("playwright") is None:
+        yield
+        return
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
+    yield
+    expect.set_options(timeout=5_000)  # playwright's default
