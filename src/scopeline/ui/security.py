@@ -12,9 +12,10 @@
   (``..`` and symlinks followed) and inside one of the folders given on the command line,
   else 403; what it writes (decisions, overrides, exports, live QC outputs) only under
   ``--runs``: the ``--watch`` sessions are read only.
-- No endpoint runs a command given by a request: the only subprocesses are the live QC
-  jobs (:mod:`scopeline.ui.jobs`: ``python -m scopeline.cli`` with arguments the server
-  builds from the command line's folders), never a shell.
+- No endpoint runs a command given by a request: the only subprocesses are the jobs of
+  :mod:`scopeline.ui.jobs` (``python -m scopeline.cli``, never a shell): the live QC tools,
+  with arguments the server builds from the command line's folders, and miniscope runs,
+  with arguments built from validated form values and paths that passed :func:`safe_path`.
 """
 
 from __future__ import annotations
