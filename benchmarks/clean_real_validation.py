@@ -28,7 +28,6 @@ import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from scopeline.cryoem.cleaner.clean import DEFAULT_THRESHOLD
@@ -36,7 +35,15 @@ from scopeline.cryoem.cleaner.evaluate import pick_rates, roc_auc
 from scopeline.cryoem.cleaner.predict import BadRegionModel, predict_probability
 from scopeline.cryoem.cleaner.preprocess import robust_normalise
 from scopeline.cryoem.cleaner.realdata import load_cryoppp, load_empiar10017
-from scopeline.cryoem.cleaner.realeval import denoise_equalise, evaluate_micrograph, probability, to_8bit
+from scopeline.cryoem.cleaner.realeval import (
+    LOOKS,
+    denoise_equalise,
+    evaluate_look,
+    evaluate_micrograph,
+    pooled_kept,
+    probability,
+    to_8bit,
+)
 from scopeline.cryoem.cleaner.score import box_means
 from scopeline.cryoem.cleaner.synth import random_picks, simulate_micrograph
 
@@ -80,30 +87,12 @@ def empiar_table(data: Path, model_path: str | None, lomo: Path | None, threshol
     return rows
 
 
-LOOKS = {
-    "as published": lambda image, box: (image, box),
-    "denoised+CLAHE": lambda image, box: (denoise_equalise(image), box),
-    "resampled x0.5": lambda image, box: (cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), box * 0.5),
-    "resampled x2": lambda image, box: (cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC), box * 2),
-    "box x0.7": lambda image, box: (image, box * 0.7),
-    "box x1.4": lambda image, box: (image, box * 1.4),
-}
-
-
 def cryoppp_tables(data: Path, model: BadRegionModel, threshold: float) -> dict[str, list[dict]]:
     items = load_cryoppp(data, ("valid", "test"))
     results: dict[str, list[dict]] = {}
-    for look, change in LOOKS.items():
-        rows = []
-        for item in items:
-            image, box = change(item.image, item.box_size)
-            scale = image.shape[1] / item.image.shape[1]
-            target = cv2.resize(item.target, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
-            prob = probability(model, image, box)
-            # all particles count (no bad region is labelled); box of the *true* size for "on good"
-            r = evaluate_micrograph(prob, np.zeros_like(target), (item.particles + 0.5) * scale - 0.5, box, threshold)
-            rows.append({"name": item.name, "clean": item.clean, **r})
-        results[look] = rows
+    for look in LOOKS:
+        results[look] = [{"name": item.name, "clean": item.clean, **evaluate_look(model, item, look, threshold)}
+                         for item in items]
     print(f"\n## CryoPPP valid + test (never trained on), threshold {threshold}, as published")
     print("| micrograph | box px | particles kept (n) | area flagged |")
     print("|---|---|---|---|")
@@ -114,7 +103,7 @@ def cryoppp_tables(data: Path, model: BadRegionModel, threshold: float) -> dict[
     print("| look | particles kept | min per micrograph | area flagged (mean) | max |")
     print("|---|---|---|---|---|")
     for look, rows in results.items():
-        kept = sum(r["good_kept"] * r["n_good"] for r in rows) / max(1, sum(r["n_good"] for r in rows))
+        kept = pooled_kept(rows)
         clean = [r["area_flagged"] for r in rows if r["clean"]]
         print(f"| {look} | {fmt(kept)} | {fmt(min(r['good_kept'] for r in rows))} | {fmt(float(np.mean(clean)))} | {fmt(max(clean))} |")
     return results

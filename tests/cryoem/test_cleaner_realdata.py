@@ -119,3 +119,13 @@ def test_clean_train_command_reports_bad_options_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["clean-train", "--images", str(tmp_path), "--labels", str(tmp_path),
                                       "--out", str(tmp_path / "o"), "--box-size", "64", "--label-format", "rgb"])
     assert result.exit_code == 2 and "label format" in result.output
+
+
+def test_clean_train_spelling_of_the_issue_runs_the_same_command(tmp_path):
+    from scopeline.cli import app
+
+    result = CliRunner().invoke(app, ["clean", "train", "--images", str(tmp_path / "nope"), "--labels", str(tmp_path),
+                                      "--out", str(tmp_path / "o"), "--box-size", "64"])
+    assert result.exit_code == 2 and "--images" in result.output
+    result = CliRunner().invoke(app, ["clean", "--help"])  # `clean` itself is unchanged
+    assert result.exit_code == 0 and "--micrographs" in result.output

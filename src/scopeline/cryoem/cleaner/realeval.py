@@ -98,3 +98,32 @@ def to_8bit(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image, np.float32)
     lo, hi = np.percentile(image, [0.5, 99.5])
     return np.clip(np.rint((image - lo) / max(float(hi - lo), 1e-6) * 255), 0, 255).astype(np.uint8)
+
+
+# Looks of a micrograph for the robustness figures: (image, box) -> (image, box). Resampling
+# changes the box with the image (another pixel size); "box x0.7 / x1.4" mis-set the box.
+LOOKS = {
+    "as published": lambda image, box: (image, box),
+    "denoised+CLAHE": lambda image, box: (denoise_equalise(image), box),
+    "resampled x0.5": lambda image, box: (cv2.resize(np.asarray(image, np.float32), None, fx=0.5, fy=0.5,
+                                                     interpolation=cv2.INTER_AREA), box * 0.5),
+    "resampled x2": lambda image, box: (cv2.resize(np.asarray(image, np.float32), None, fx=2, fy=2,
+                                                   interpolation=cv2.INTER_CUBIC), box * 2),
+    "box x0.7": lambda image, box: (image, box * 0.7),
+    "box x1.4": lambda image, box: (image, box * 1.4),
+}
+
+
+def evaluate_look(model, item, look: str, threshold: float) -> dict[str, float]:
+    """Figures of a CryoPPP-like micrograph (no region labelled: every labelled particle
+    counts as good) after ``LOOKS[look]``; the particles are rescaled with the image."""
+    image, box = LOOKS[look](item.image, item.box_size)
+    scale = image.shape[1] / item.image.shape[1]
+    prob = probability(model, image, box)
+    return evaluate_micrograph(prob, np.zeros(image.shape, np.uint8), (item.particles + 0.5) * scale - 0.5, box, threshold)
+
+
+def pooled_kept(rows: list[dict[str, float]]) -> float:
+    """Good kept over all micrographs together (weighted by their numbers of particles)."""
+    n = sum(r["n_good"] for r in rows)
+    return sum(r["good_kept"] * r["n_good"] for r in rows if r["n_good"]) / max(n, 1)
