@@ -1,6 +1,6 @@
 """Leave-one-micrograph-out folds of the shipped cleaner recipe (issue 10 validation).
 
-    python benchmarks/clean_lomo.py --out runs/lomo [--jobs 2] [--only 15_27_22 ...] [--full]
+    python benchmarks/clean_lomo.py --out runs/lomo [--jobs 2] [--only 15_27_22 all ...] [--full]
     python benchmarks/clean_real_validation.py --lomo runs/lomo
 
 For each of the 7 labelled EMPIAR-10017 micrographs, trains the shipped recipe
@@ -49,14 +49,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "micrographs")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--jobs", type=int, default=2, help="folds trained at once")
-    parser.add_argument("--only", nargs="*", default=None, help="micrographs (e.g. 15_27_22) to hold out")
+    parser.add_argument("--only", nargs="*", default=None, help="micrographs (e.g. 15_27_22; all: none) to hold out, in this order")
     parser.add_argument("--full", action="store_true", help="also train on all 7 (the shipped weights)")
     parser.add_argument("extra", nargs="*", help="more options for train (after --)")
     args = parser.parse_args()
     names = fold_names(args.data)
-    if args.only is not None:  # in the order given
-        names = [n for o in args.only for n in names if o in n]
-    jobs = names + ([None] if args.full else [])
+    if args.only is not None:  # in the order given; "all" is the fold holding nothing out
+        names = [n for o in args.only for n in ([None] if o == "all" else names) if n is None or o in n]
+    jobs = names + ([None] if args.full and None not in names else [])
     with ThreadPoolExecutor(args.jobs) as pool:
         for folder, seconds, code in pool.map(lambda n: run_fold(args.data, args.out, n, args.extra), jobs):
             print(f"{folder}: {'done' if code == 0 else f'FAILED ({code})'} in {seconds:.0f} s", flush=True)

@@ -220,7 +220,7 @@ def vary_look(rng: np.random.Generator, image: np.ndarray, shading: float = 0.7)
         # defects: EMPIAR-10059's slightly brighter corners were flagged without this
         q25, q75 = np.percentile(image, [25, 75])
         pattern = _smooth_noise(rng, image.shape, max(image.shape) * rng.uniform(0.1, 0.5))
-        image = image + float(q75 - q25) * rng.uniform(0.2, 2.0) * pattern
+        image = image + float(q75 - q25) * rng.uniform(0.2, 1.5) * pattern
     lo, hi = np.percentile(image, [0.5, 99.5])
     unit = np.clip((image - lo) / max(float(hi - lo), 1e-6), 0, 1)
     if rng.random() < 0.5:
