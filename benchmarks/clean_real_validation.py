@@ -7,7 +7,9 @@
    good ice, picks deep inside carbon/ice removed, particles on good ice kept, good area
    flagged. With ``--lomo DIR`` each micrograph is scored by the model of the fold that
    held it out (``DIR/*/cleaner_unet.onnx``, the held-out names read from
-   ``train_log.json``): leave-micrographs-out figures. Otherwise by ``--model`` (the
+   ``train_log.json``; ``benchmarks/clean_lomo.py`` trains them): leave-micrographs-out
+   figures, at the default threshold and at the balanced threshold chosen for each
+   micrograph on the other micrographs' out-of-fold scores. Otherwise by ``--model`` (the
    shipped weights saw all 7 in training: in-sample, not validation).
 2. CryoPPP ``valid`` + ``test`` splits (never trained on): labelled particles kept and
    area flagged per micrograph (314_10028 holds contamination: not a clean one).
