@@ -7,7 +7,9 @@
    good ice, picks deep inside carbon/ice removed, particles on good ice kept, good area
    flagged. With ``--lomo DIR`` each micrograph is scored by the model of the fold that
    held it out (``DIR/*/cleaner_unet.onnx``, the held-out names read from
-   ``train_log.json``): leave-micrographs-out figures. Otherwise by ``--model`` (the
+   ``train_log.json``; ``benchmarks/clean_lomo.py`` trains them): leave-micrographs-out
+   figures, at the default threshold and at the balanced threshold chosen for each
+   micrograph on the other micrographs' out-of-fold scores. Otherwise by ``--model`` (the
    shipped weights saw all 7 in training: in-sample, not validation).
 2. CryoPPP ``valid`` + ``test`` splits (never trained on): labelled particles kept and
    area flagged per micrograph (314_10028 holds contamination: not a clean one).
@@ -28,7 +30,6 @@ import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from scopeline.cryoem.cleaner.clean import DEFAULT_THRESHOLD
@@ -36,7 +37,17 @@ from scopeline.cryoem.cleaner.evaluate import pick_rates, roc_auc
 from scopeline.cryoem.cleaner.predict import BadRegionModel, predict_probability
 from scopeline.cryoem.cleaner.preprocess import robust_normalise
 from scopeline.cryoem.cleaner.realdata import load_cryoppp, load_empiar10017
-from scopeline.cryoem.cleaner.realeval import denoise_equalise, evaluate_micrograph, probability, to_8bit
+from scopeline.cryoem.cleaner.realeval import (
+    LOOKS,
+    choose_threshold,
+    denoise_equalise,
+    evaluate_look,
+    evaluate_micrograph,
+    pick_scores,
+    pooled_kept,
+    probability,
+    to_8bit,
+)
 from scopeline.cryoem.cleaner.score import box_means
 from scopeline.cryoem.cleaner.synth import random_picks, simulate_micrograph
 
@@ -59,51 +70,49 @@ def fmt(value: float, percent: bool = True) -> str:
 
 
 def empiar_table(data: Path, model_path: str | None, lomo: Path | None, threshold: float) -> list[dict]:
+    """Per-micrograph figures. With fold models (``lomo``) each micrograph is scored by
+    the model that never saw it, at the balanced threshold chosen on the *other*
+    micrographs' out-of-fold scores (``realeval.choose_threshold``), and at ``threshold``."""
     folds = fold_models(lomo) if lomo else {}
     models: dict[str, BadRegionModel] = {}
-    rows = []
-    print(f"\n## EMPIAR-10017, box 128 px, threshold {threshold}: "
-          + ("leave-micrographs-out (fold models)" if folds else f"model {model_path or 'shipped'}"))
-    print("| micrograph | model | carbon+ice area | pixel AUC | deep bad removed (n) | good kept (n) | good area flagged |")
-    print("|---|---|---|---|---|---|---|")
-    for item in load_empiar10017(data):
+    items = load_empiar10017(data)
+    probs, scores = {}, {}
+    for item in items:
         path = folds.get(item.name, model_path)
-        key = str(path)
-        if key not in models:
-            models[key] = BadRegionModel(path, device="cpu")
-        prob = probability(models[key], item.image, item.box_size)
-        r = evaluate_micrograph(prob, item.target, item.particles, item.box_size, threshold)
-        label = Path(path).parent.name if item.name in folds else "given"
-        rows.append({"name": item.name, "model": label, **r})
-        print(f"| {item.name.split('-')[-1]} | {label} | {fmt(r['bad_area'])} | {fmt(r['pixel_auc'], False)} | "
-              f"{fmt(r['deep_bad_removed'])} ({r['n_deep_bad']}) | {fmt(r['good_kept'])} ({r['n_good']}) | {fmt(r['area_flagged'])} |")
+        if str(path) not in models:
+            models[str(path)] = BadRegionModel(path, device="cpu")
+        probs[item.name] = probability(models[str(path)], item.image, item.box_size)
+        scores[item.name] = pick_scores(probs[item.name], item.target, item.particles, item.box_size)
+    complete = bool(folds) and all(item.name in folds for item in items)
+    tables = [(f"default threshold {threshold}", {item.name: threshold for item in items})]
+    if complete:
+        tables.append(("threshold chosen on the other micrographs' out-of-fold scores", {
+            item.name: choose_threshold([scores[o.name] for o in items if o.name != item.name]) for item in items}))
+    rows = []
+    for label, thresholds in tables:
+        print(f"\n## EMPIAR-10017, box 128 px, {label}: "
+              + ("leave-micrographs-out (fold models)" if folds else f"model {model_path or 'shipped'}"))
+        print("| micrograph | model | carbon+ice area | pixel AUC | threshold | deep bad removed (n) | good kept (n) | good area flagged |")
+        print("|---|---|---|---|---|---|---|---|")
+        for item in items:
+            t = thresholds[item.name]
+            r = evaluate_micrograph(probs[item.name], item.target, item.particles, item.box_size, t)
+            model_label = Path(folds[item.name]).parent.name if item.name in folds else "given"
+            rows.append({"name": item.name, "model": model_label, "threshold": t, **r})
+            print(f"| {item.name.split('-')[-1]} | {model_label} | {fmt(r['bad_area'])} | {fmt(r['pixel_auc'], False)} | {t:.2f} | "
+                  f"{fmt(r['deep_bad_removed'])} ({r['n_deep_bad']}) | {fmt(r['good_kept'])} ({r['n_good']}) | {fmt(r['area_flagged'])} |")
+    if complete:
+        print(f"\nbalanced threshold on the out-of-fold scores of all {len(items)} micrographs: "
+              f"{choose_threshold(list(scores.values()))} (the default's procedure)")
     return rows
-
-
-LOOKS = {
-    "as published": lambda image, box: (image, box),
-    "denoised+CLAHE": lambda image, box: (denoise_equalise(image), box),
-    "resampled x0.5": lambda image, box: (cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), box * 0.5),
-    "resampled x2": lambda image, box: (cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC), box * 2),
-    "box x0.7": lambda image, box: (image, box * 0.7),
-    "box x1.4": lambda image, box: (image, box * 1.4),
-}
 
 
 def cryoppp_tables(data: Path, model: BadRegionModel, threshold: float) -> dict[str, list[dict]]:
     items = load_cryoppp(data, ("valid", "test"))
     results: dict[str, list[dict]] = {}
-    for look, change in LOOKS.items():
-        rows = []
-        for item in items:
-            image, box = change(item.image, item.box_size)
-            scale = image.shape[1] / item.image.shape[1]
-            target = cv2.resize(item.target, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
-            prob = probability(model, image, box)
-            # all particles count (no bad region is labelled); box of the *true* size for "on good"
-            r = evaluate_micrograph(prob, np.zeros_like(target), (item.particles + 0.5) * scale - 0.5, box, threshold)
-            rows.append({"name": item.name, "clean": item.clean, **r})
-        results[look] = rows
+    for look in LOOKS:
+        results[look] = [{"name": item.name, "clean": item.clean, **evaluate_look(model, item, look, threshold)}
+                         for item in items]
     print(f"\n## CryoPPP valid + test (never trained on), threshold {threshold}, as published")
     print("| micrograph | box px | particles kept (n) | area flagged |")
     print("|---|---|---|---|")
@@ -114,7 +123,7 @@ def cryoppp_tables(data: Path, model: BadRegionModel, threshold: float) -> dict[
     print("| look | particles kept | min per micrograph | area flagged (mean) | max |")
     print("|---|---|---|---|---|")
     for look, rows in results.items():
-        kept = sum(r["good_kept"] * r["n_good"] for r in rows) / max(1, sum(r["n_good"] for r in rows))
+        kept = pooled_kept(rows)
         clean = [r["area_flagged"] for r in rows if r["clean"]]
         print(f"| {look} | {fmt(kept)} | {fmt(min(r['good_kept'] for r in rows))} | {fmt(float(np.mean(clean)))} | {fmt(max(clean))} |")
     return results

@@ -10,15 +10,28 @@ from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from .cryoem.cleaner.cleaning import CleanParams
 from .cryoem.dose import DoseParams
 from .cryoem.maxshift import MaxShiftParams
 from .errors import ConfigError, ScopelineError
 
+
+class _Commands(TyperGroup):
+    """Also accepts the spelling ``scopeline clean train ...`` for ``clean-train`` (issue 10)."""
+
+    ALIASES = {("clean", "train"): "clean-train"}
+
+    def parse_args(self, ctx, args):
+        if tuple(args[:2]) in self.ALIASES:
+            args = [self.ALIASES[tuple(args[:2])], *args[2:]]
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
     help="Quality control and processing of cryo-EM and miniscope movies.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=_Commands,
 )
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)

@@ -119,3 +119,25 @@ def test_clean_train_command_reports_bad_options_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["clean-train", "--images", str(tmp_path), "--labels", str(tmp_path),
                                       "--out", str(tmp_path / "o"), "--box-size", "64", "--label-format", "rgb"])
     assert result.exit_code == 2 and "label format" in result.output
+
+
+def test_clean_train_spelling_of_the_issue_runs_the_same_command(tmp_path):
+    from scopeline.cli import app
+
+    result = CliRunner().invoke(app, ["clean", "train", "--images", str(tmp_path / "nope"), "--labels", str(tmp_path),
+                                      "--out", str(tmp_path / "o"), "--box-size", "64"])
+    assert result.exit_code == 2 and "--images" in result.output
+    result = CliRunner().invoke(app, ["clean", "--help"])  # `clean` itself is unchanged
+    assert result.exit_code == 0 and "--micrographs" in result.output
+
+
+def test_threshold_chosen_on_other_micrographs_balances_removed_and_kept():
+    from scopeline.cryoem.cleaner.realeval import choose_threshold
+
+    # deep-bad picks score 0.5-0.7, good ones 0.8-1.0: any threshold in [0.7, 0.8) separates them;
+    # the lowest of the tied grid values is taken
+    deep, good = np.linspace(0.5, 0.7, 21), np.linspace(0.8, 1.0, 21)
+    assert choose_threshold([(deep[:10], good[:10]), (deep[10:], good[10:])]) == 0.7
+    # overlapping (deep 0.45-0.65, good 0.55-0.75): 0.55 removes 11/21, 0.6 removes 16/21 and keeps
+    # 15/21, 0.65 keeps 10/21: 0.6 balances them
+    assert choose_threshold([(deep - 0.05, good - 0.25)]) == 0.6

@@ -69,3 +69,13 @@ def test_sampling_variation_keeps_image_and_mask_aligned():
         assert np.array_equal(a, again)  # reproducible from the seed
         assert a.shape == m.shape and 0 <= m.min() and m.max() <= 1
         assert a[m > 0.99].mean() < -5 and abs(a[m < 0.01].mean()) < 2
+
+
+def test_shipped_recipe_command_line_holds_the_documented_recipe():
+    from scopeline.cryoem.cleaner.train import WEIGHTS, parse_config
+
+    config = parse_config(["shipped", "--out", "runs/x", "--hold-out", "Falcon_A", "--real", "/data"])
+    assert (config.steps, config.seed, config.threads, config.crop, config.window) == (600, 2, 1, 112, 176)
+    assert config.init == WEIGHTS / "cleaner_unet_simulated.pt" and config.init.exists()
+    assert str(config.real) == "/data" and config.hold_out == ["Falcon_A"] and config.real_fraction == 0.7
+    assert parse_config(["--out", "runs/y"]).steps == 1500  # plain training keeps its defaults

@@ -172,8 +172,8 @@ def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray,
             texture = _smooth_noise(rng, shape, rng.uniform(0.6, 2.0))
             level = rng.uniform(0.3, 2.5) * (1 if rng.random() < 0.85 else -0.5)
             ring = np.exp(-((cover - 0.5) ** 2) / 0.08) * rng.uniform(-1.5, 1.5)
-            # particles on carbon are fainter (film adds noise and contrast)
-            keep = rng.uniform(0.4, 1.0)
+            # few, faint particles on carbon (they partition into the holes)
+            keep = rng.uniform(0.0, 0.7)
             image = image * (1 - cover * (1 - keep)) + median * cover * (1 - keep)
             image += spread * (-level * cover + rng.uniform(0.2, 0.8) * texture * cover + ring)
         elif kind in ("blob", "aggregate"):
@@ -206,22 +206,30 @@ def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray,
     return image, np.clip(mask, 0, 1)
 
 
-def vary_look(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+def vary_look(rng: np.random.Generator, image: np.ndarray, shading: float = 0.7) -> np.ndarray:
     """A random "look" of the same micrograph: what preprocessing, export and detectors do.
 
     Each with some probability: slow shading (ice thickness, illumination; not a bad
-    region), contrast stretch + gamma, Gaussian blur (denoised), added white noise (raw),
+    region; probability ``shading``), contrast stretch + gamma, resampling down and back up
+    (another pixel size), Gaussian blur (denoised), added white noise (raw),
     CLAHE (contrast-equalised), 8-bit quantisation with clipped tails, JPEG compression.
     """
     image = image.astype(np.float32)
-    if rng.random() < 0.5:
+    if rng.random() < shading:
+        # soft brighter / darker patches and gradients (thickness, illumination) are not
+        # defects: EMPIAR-10059's slightly brighter corners were flagged without this
         q25, q75 = np.percentile(image, [25, 75])
-        shading = _smooth_noise(rng, image.shape, max(image.shape) * rng.uniform(0.2, 0.5))
-        image = image + float(q75 - q25) * rng.uniform(0.2, 1.5) * shading
+        pattern = _smooth_noise(rng, image.shape, max(image.shape) * rng.uniform(0.1, 0.5))
+        image = image + float(q75 - q25) * rng.uniform(0.2, 1.5) * pattern
     lo, hi = np.percentile(image, [0.5, 99.5])
     unit = np.clip((image - lo) / max(float(hi - lo), 1e-6), 0, 1)
     if rng.random() < 0.5:
         unit = unit ** float(np.exp(rng.uniform(-0.5, 0.5)))
+    if rng.random() < 0.25:  # another pixel size: resampled down and back (interpolated texture)
+        factor = rng.uniform(1.2, 2.5)
+        h, w = unit.shape
+        small = cv2.resize(unit, (max(2, round(w / factor)), max(2, round(h / factor))), interpolation=cv2.INTER_AREA)
+        unit = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC)
     if rng.random() < 0.4:
         unit = cv2.GaussianBlur(unit, (0, 0), rng.uniform(0.4, 1.5))
     if rng.random() < 0.5:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from scopeline.cryoem.cleaner.evaluate import roc_auc
+from scopeline.cryoem.cleaner.evaluate import balanced_threshold, roc_auc
 from scopeline.cryoem.cleaner.predict import predict_probability
 from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, robust_normalise
 from scopeline.cryoem.cleaner.realdata import BAD, GOOD, IGNORE
@@ -31,6 +31,39 @@ def probability(model, image: np.ndarray, box_size: float) -> np.ndarray:
     """Bad-region probability at model scale, as ``scopeline clean`` computes it."""
     small = robust_normalise(downsample(np.asarray(image, np.float32), downsample_factor(box_size)))
     return predict_probability(small, model)
+
+
+def pick_scores(prob: np.ndarray, target: np.ndarray, particles: np.ndarray, box_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Good-region scores of the picks deep in BAD (grid, spacing half a box, whole box on
+    BAD) and of the labelled particles whose whole box lies on GOOD (arguments as for
+    :func:`evaluate_micrograph`)."""
+    height, width = target.shape
+    sx, sy = width / prob.shape[1], height / prob.shape[0]
+    is_bad = (target == BAD).astype(np.float64)
+    not_good = (target != GOOD).astype(np.float64)
+    step = box_size / 2
+    gy, gx = np.mgrid[step / 2 : height : step, step / 2 : width : step]
+    gx, gy = gx.ravel(), gy.ravel()
+    inside = (gx - box_size / 2 >= 0) & (gy - box_size / 2 >= 0) & (gx + box_size / 2 <= width) & (gy + box_size / 2 <= height)
+    gx, gy = gx[inside], gy[inside]
+    deep = box_means(is_bad, gx, gy, box_size) > 0.999
+    deep_scores = good_region_scores(prob, gx[deep] - 0.5, gy[deep] - 0.5, box_size, sx, sy)
+
+    px, py = (particles[:, 0], particles[:, 1]) if len(particles) else (np.zeros(0), np.zeros(0))
+    on_good = box_means(not_good, px + 0.5, py + 0.5, box_size) < 0.001 if len(px) else np.zeros(0, bool)
+    good_scores = good_region_scores(prob, px[on_good], py[on_good], box_size, sx, sy)
+    return deep_scores, good_scores
+
+
+def choose_threshold(scores: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The balanced threshold (max of min(deep bad removed, good kept), pooled; grid
+    0.05-0.95, the lowest of ties) on ``(deep_scores, good_scores)`` of several micrographs
+    (:func:`pick_scores`). For an honest figure, give only micrographs other than the one
+    evaluated, scored by models that never saw them (leave-one-micrograph-out)."""
+    deep = np.concatenate([d for d, _ in scores])
+    good = np.concatenate([g for _, g in scores])
+    return balanced_threshold({"pick_score": np.concatenate([deep, good]),
+                               "pick_class": np.array(["bad"] * len(deep) + ["good"] * len(good))})
 
 
 def evaluate_micrograph(
@@ -51,19 +84,7 @@ def evaluate_micrograph(
     auc = roc_auc(np.concatenate([prob[pure_bad], prob[pure_good]]),
                   np.concatenate([np.ones(pure_bad.sum(), bool), np.zeros(pure_good.sum(), bool)]))
 
-    is_bad = (target == BAD).astype(np.float64)
-    not_good = (target != GOOD).astype(np.float64)
-    step = box_size / 2
-    gy, gx = np.mgrid[step / 2 : height : step, step / 2 : width : step]
-    gx, gy = gx.ravel(), gy.ravel()
-    inside = (gx - box_size / 2 >= 0) & (gy - box_size / 2 >= 0) & (gx + box_size / 2 <= width) & (gy + box_size / 2 <= height)
-    gx, gy = gx[inside], gy[inside]
-    deep = box_means(is_bad, gx, gy, box_size) > 0.999
-    deep_scores = good_region_scores(prob, gx[deep] - 0.5, gy[deep] - 0.5, box_size, sx, sy)
-
-    px, py = (particles[:, 0], particles[:, 1]) if len(particles) else (np.zeros(0), np.zeros(0))
-    on_good = box_means(not_good, px + 0.5, py + 0.5, box_size) < 0.001 if len(px) else np.zeros(0, bool)
-    good_scores = good_region_scores(prob, px[on_good], py[on_good], box_size, sx, sy)
+    deep_scores, good_scores = pick_scores(prob, target, particles, box_size)
 
     # flagged area: score of a box centred on each model pixel, over GOOD pixels
     box_model = box_size / ((sx + sy) / 2)
@@ -72,10 +93,10 @@ def evaluate_micrograph(
     flagged = ~keep_decision(pixel_scores, threshold)
     return {
         "pixel_auc": auc,
-        "n_deep_bad": int(deep.sum()),
-        "deep_bad_removed": float(np.mean(~keep_decision(deep_scores, threshold))) if deep.any() else float("nan"),
-        "n_good": int(on_good.sum()),
-        "good_kept": float(np.mean(keep_decision(good_scores, threshold))) if on_good.any() else float("nan"),
+        "n_deep_bad": len(deep_scores),
+        "deep_bad_removed": float(np.mean(~keep_decision(deep_scores, threshold))) if len(deep_scores) else float("nan"),
+        "n_good": len(good_scores),
+        "good_kept": float(np.mean(keep_decision(good_scores, threshold))) if len(good_scores) else float("nan"),
         "area_flagged": float(flagged[pure_good].mean()) if pure_good.any() else float("nan"),
         "bad_area": float((target == BAD).mean()),
         "ignored_area": float((target == IGNORE).mean()),
@@ -98,3 +119,32 @@ def to_8bit(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image, np.float32)
     lo, hi = np.percentile(image, [0.5, 99.5])
     return np.clip(np.rint((image - lo) / max(float(hi - lo), 1e-6) * 255), 0, 255).astype(np.uint8)
+
+
+# Looks of a micrograph for the robustness figures: (image, box) -> (image, box). Resampling
+# changes the box with the image (another pixel size); "box x0.7 / x1.4" mis-set the box.
+LOOKS = {
+    "as published": lambda image, box: (image, box),
+    "denoised+CLAHE": lambda image, box: (denoise_equalise(image), box),
+    "resampled x0.5": lambda image, box: (cv2.resize(np.asarray(image, np.float32), None, fx=0.5, fy=0.5,
+                                                     interpolation=cv2.INTER_AREA), box * 0.5),
+    "resampled x2": lambda image, box: (cv2.resize(np.asarray(image, np.float32), None, fx=2, fy=2,
+                                                   interpolation=cv2.INTER_CUBIC), box * 2),
+    "box x0.7": lambda image, box: (image, box * 0.7),
+    "box x1.4": lambda image, box: (image, box * 1.4),
+}
+
+
+def evaluate_look(model, item, look: str, threshold: float) -> dict[str, float]:
+    """Figures of a CryoPPP-like micrograph (no region labelled: every labelled particle
+    counts as good) after ``LOOKS[look]``; the particles are rescaled with the image."""
+    image, box = LOOKS[look](item.image, item.box_size)
+    scale = image.shape[1] / item.image.shape[1]
+    prob = probability(model, image, box)
+    return evaluate_micrograph(prob, np.zeros(image.shape, np.uint8), (item.particles + 0.5) * scale - 0.5, box, threshold)
+
+
+def pooled_kept(rows: list[dict[str, float]]) -> float:
+    """Good kept over all micrographs together (weighted by their numbers of particles)."""
+    n = sum(r["n_good"] for r in rows)
+    return sum(r["good_kept"] * r["n_good"] for r in rows if r["n_good"]) / max(n, 1)

@@ -1,12 +1,12 @@
 """Train (or fine-tune) the bad-region U-Net on simulated and real labelled micrographs.
 
 The shipped weights (see ``weights/README.md``): fine-tune the simulation-only network on
-the labelled real micrographs of ``shared/data/micrographs`` (``--real``)::
+the labelled real micrographs of ``shared/data/micrographs`` with ``SHIPPED_RECIPE``::
 
-    python -m scopeline.cryoem.cleaner.train --out runs/cleaner --real ../shared/data/micrographs \\
-        --init src/scopeline/cryoem/cleaner/weights/cleaner_unet_simulated.pt --steps 450 \\
-        --lr 1e-3 --seed 2 --crop 112 --window 176 --real-fraction 0.7 --buffer 24 \\
-        --refresh-every 10 --threads 1
+    python -m scopeline.cryoem.cleaner.train shipped --out runs/cleaner
+
+(``--hold-out NAME`` leaves a micrograph out: ``benchmarks/clean_lomo.py`` trains the
+leave-one-micrograph-out folds of the same recipe.)
 
 Your own labelled micrographs: ``fine-tune --images DIR --labels DIR --box-size PX``
 (or ``scopeline clean-train``; label conventions in ``realdata.py``).
@@ -52,6 +52,15 @@ from scopeline.io.atomic import atomic_path, write_json
 
 VALIDATION_SEED = 1_500_000_000
 HELD_OUT_SEED = 2_000_000_000
+WEIGHTS = Path(__file__).parent / "weights"
+
+# The recipe of the shipped weights (``train shipped --out DIR``; written once, here):
+# fine-tune the simulation-only network on the labelled real micrographs of ``--real``.
+SHIPPED_RECIPE = (
+    "--real", "../shared/data/micrographs", "--init", str(WEIGHTS / "cleaner_unet_simulated.pt"),
+    "--steps", "600", "--minutes", "60", "--lr", "1e-3", "--seed", "2", "--batch", "8", "--crop", "112",
+    "--window", "176", "--real-fraction", "0.7", "--buffer", "24", "--refresh-every", "10", "--threads", "1",
+)
 
 
 @dataclass
@@ -325,9 +334,14 @@ def validation_loss(model: UNet, validation: list[tuple[np.ndarray, np.ndarray]]
     return round(value, 5)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_config(argv: list[str]) -> TrainConfig:
+    """The :class:`TrainConfig` of a command line (``shipped`` expands to ``SHIPPED_RECIPE``)."""
+    argv = list(argv)
+    if argv[:1] == ["shipped"]:  # the shipped recipe; later options (--out, --hold-out, --real) add to it
+        argv = ["train", *SHIPPED_RECIPE, *argv[1:]]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", nargs="?", choices=["train", "fine-tune"], default="train")
+    parser.add_argument("mode", nargs="?", choices=["train", "fine-tune", "shipped"], default="train",
+                        help="shipped: the recipe of the shipped weights (SHIPPED_RECIPE)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=40.0)
     parser.add_argument("--steps", type=int, default=None)
@@ -359,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     init = args.init
     if fine_tune and init is None:
         init = Path(__file__).parent / "weights" / "cleaner_unet.pt"
-    config = TrainConfig(
+    return TrainConfig(
         out=args.out,
         minutes=args.minutes,
         steps=args.steps or (300 if fine_tune else 1500),
@@ -382,7 +396,12 @@ def main(argv: list[str] | None = None) -> None:
         threads=args.threads,
         window=args.window,
     )
-    train(config)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    train(parse_config(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
