@@ -330,10 +330,12 @@ def miniscope_steps():
 def miniscope_preview(
     input_dir: Path = typer.Argument(..., help="Folder of videos."),
     params_file: Optional[Path] = typer.Option(None, "--params", help="Parameters JSON."),
-    n_frames: int = typer.Option(500, "--frames", help="Frames to preview."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to write the preview statistics."),
+    n_frames: int = typer.Option(500, "--frames", help="Frames to preview (10 to 2,000)."),
+    out_dir: Optional[Path] = typer.Option(
+        None, "--out", help="Where to write the statistics and figures (OUT/preview/)."),
 ):
-    """Statistics of loading, preprocessing and motion correction on the first frames only."""
+    """The early steps (load, preprocess, motion, crop, seed search) on the first frames, in
+    memory: statistics on the console; with --out, preview.json and the figures."""
     from .miniscope.api import preview_pipeline
 
     stats = preview_pipeline(input_dir, _miniscope_params(params_file), n_frames, out_dir)

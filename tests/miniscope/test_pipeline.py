@@ -171,11 +171,18 @@ def test_non_rigid_mesh_runs_through_the_pipeline(videos, baseline, tmp_path):
 
 
 def test_preview_writes_statistics_only(videos, tmp_path):
+    from scopeline import miniscope
     from scopeline.miniscope.api import preview_pipeline
 
     stats = preview_pipeline(videos, _params(), n_frames=120, out_dir=tmp_path)
     assert stats["frames"] == 120 and stats["frame_shape"] == [96, 96]
-    assert (tmp_path / "preview" / "preview.json").exists() and not (tmp_path / "store.zarr").exists()
+    written = sorted(f.name for f in (tmp_path / "preview").iterdir())
+    assert written == ["crop.png", "denoise.png", "motion.png", "preview.json", "seeds.png"]
+    saved = json.loads((tmp_path / "preview" / "preview.json").read_text())
+    assert {k: saved[k] for k in stats} == stats and len(saved["seed_positions"]) == stats["seeds"]
+    assert not (tmp_path / "store.zarr").exists()
+    # the preview module does not shadow the public function scopeline.miniscope.preview
+    assert callable(miniscope.preview) and miniscope.preview(videos, _params(), n_frames=20)["frames"] == 20
 
 
 def test_downsampling_in_space_and_time_averages_corrected_frames(videos, tmp_path):

@@ -84,6 +84,35 @@ def test_preview_shows_images(root):
         assert answer.text.count("\n") <= 1 or "<li>" in answer.text  # one message
 
 
+def test_cli_preview_and_ui_preview_agree(root, tmp_path):
+    """One preview behind both: `scopeline miniscope preview --out` and the UI's table
+    give the same crop and seeds on the same input and parameters."""
+    from typer.testing import CliRunner
+
+    from scopeline.cli import app
+    from scopeline.miniscope.preview_steps import preview_steps
+
+    params = MiniscopeParams()
+    params.crop.radius_factor = 0.8  # not the defaults: both read the same parameters (file / form)
+    (tmp_path / "params.json").write_text(params.model_dump_json())
+    cli = CliRunner().invoke(app, ["miniscope", "preview", str(root / "videos"), "--frames", "60",
+                                   "--params", str(tmp_path / "params.json"), "--out", str(tmp_path / "out")])
+    assert cli.exit_code == 0, cli.output
+    saved = json.loads((tmp_path / "out" / "preview" / "preview.json").read_text())
+
+    client = client_for(ServeConfig(runs=root))
+    html = client.post("/miniscope/preview", data={**_as_form(params), "input_dir": "videos",
+                                                   "preview_frames": "60"}).text
+    table = dict(re.findall(r"<th>(\w+)</th><td>([^<]*)</td>", html))
+    assert saved["frames"] == 60 and table["frames"] == "60"
+    assert table["crop_box"] == str(saved["crop_box"]) and table["seeds"] == str(saved["seeds"])
+    assert saved["seeds"] >= 1, saved  # the comparison is about seeds, so there must be some
+    direct = preview_steps(root / "videos", params, 60)  # what the UI route draws
+    assert direct.seeds.tolist() == saved["seed_positions"] and list(direct.crop_box) == saved["crop_box"]
+    bad = CliRunner().invoke(app, ["miniscope", "preview", str(root / "videos"), "--frames", "5"])
+    assert bad.exit_code == 2 and "10 to 2000" in bad.output
+
+
 def test_run_job_progress_report_and_refusals(root):
     client = client_for(ServeConfig(runs=root))
     form = {**_as_form(MiniscopeParams()), "input_dir": "videos", "out": "run1", "to_step": "load",

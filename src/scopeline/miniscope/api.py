@@ -306,11 +306,32 @@ def run_from(
 
 def preview_pipeline(input_dir: str | Path, params: BaseModel | None = None, n_frames: int = 500,
                      out_dir: str | Path | None = None) -> dict:
-    """Guide step 2f: statistics of steps 2a-2d on the first ``n_frames`` (see ``preview``)."""
-    from .preview import preview
+    """Guide step 2f: the early steps (load .. seed search) on the first ``n_frames``, in memory.
+
+    Parameters
+    ----------
+    input_dir : str or Path
+        Folder of videos.
+    params : MiniscopeParams, optional
+        The pipeline's parameters (defaults when None).
+    n_frames : int
+        Frames read from the start of the recording, 10 to 2,000.
+    out_dir : str or Path, optional
+        With it, ``out_dir/preview/`` gets ``preview.json`` and the figures (denoise,
+        crop, seeds, motion PNGs); nothing else is written.
+
+    Returns
+    -------
+    dict
+        The statistics (:attr:`scopeline.miniscope.preview_steps.StepPreview.stats`).
+    """
+    from .preview_steps import preview_steps, write_preview
 
     params = MiniscopeParams() if params is None else MiniscopeParams.model_validate(params.model_dump())
-    return preview(input_dir, params, n_frames, out_dir)
+    result = preview_steps(input_dir, params, n_frames)
+    if out_dir is not None:
+        write_preview(result, out_dir)
+    return result.stats
 
 
 def export_run(out_dir: str | Path, curation: bool = True) -> dict:

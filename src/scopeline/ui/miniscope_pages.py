@@ -207,7 +207,7 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
     async def miniscope_preview(request: Request):
         """The early steps on the first frames (denoising, crop, seeds, motion) as PNGs made
         on the server; nothing is written."""
-        from ..miniscope.preview_steps import FIGURES, MAX_PREVIEW_FRAMES, figure_png, preview_steps
+        from ..miniscope.preview_steps import FIGURES, MAX_PREVIEW_FRAMES, MIN_PREVIEW_FRAMES, figure_png, preview_steps
 
         form = await request.form()
         params, problem = checked_params(form)
@@ -219,7 +219,7 @@ def register_miniscope(app: FastAPI, templates, config: ServeConfig) -> None:
         except _Refusal as exc:
             return _error(str(exc))
         except ValueError:
-            return _error(f"preview_frames: give a number of frames (10 to {MAX_PREVIEW_FRAMES})")
+            return _error(f"preview_frames: give a number of frames ({MIN_PREVIEW_FRAMES} to {MAX_PREVIEW_FRAMES})")
 
         def work():
             result = preview_steps(folder, params, n)
