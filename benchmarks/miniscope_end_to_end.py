@@ -1,6 +1,6 @@
 """End-to-end speed and memory of `scopeline miniscope run` on a simulated recording.
 
-Target: a 600x600, 10 Hz recording processed on 2 cores at <= 0.4 minutes per minute of
+Target (issue 11): a 600x600, 10 Hz recording processed on 2 cores at <= 0.3 minutes per minute of
 recording, with peak memory <= 4 GB and flat between 6,000 and 24,000 frames.
 For each length the script simulates the recording (not timed), runs the whole pipeline
 on a local Dask cluster, and prints the wall time per step, minutes of processing per
@@ -99,7 +99,7 @@ def main() -> None:
             print(f"  {step.name:<14} {step.seconds:8.1f} {100 * step.seconds / seconds:6.1f}% {peak / 2**30:9.2f}")
         print(f"  total {seconds:.0f} s = {ratio:.3f} min per min of recording; peak memory {memory.peak / 2**30:.2f} GiB")
         summary.append((n_frames, ratio, memory.peak / 2**30))
-    print("\nframes  min/min  peak GiB   (targets: <= 0.4 min/min, <= 4 GiB, flat in length)")
+    print("\nframes  min/min  peak GiB   (targets: <= 0.3 min/min, <= 4 GiB, flat in length)")
     for n_frames, ratio, peak in summary:
         print(f"{n_frames:>6} {ratio:>8.3f} {peak:>9.2f}")
     print(f"load average at end: {psutil.getloadavg()}; work folder: {root}")

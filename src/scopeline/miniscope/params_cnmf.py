@@ -123,6 +123,13 @@ class SpatialParams(_Params):
     )
     min_std: float = Field(0.0, ge=0, description="pixels whose temporal std is below this are left out of the update")
     lasso_iterations: int = Field(200, ge=1, description="coordinate-descent sweeps per tile")
+    # 7g residual
+    residual_passes: int = Field(
+        1, ge=0, description="searches of the residual Y - A C - b f for cells the initialisation missed (CNMF-E): "
+        "seeds on its activity image (step 4's seed settings and thresholds), footprints grown on the residual, "
+        "the new units fitted with the others by one more spatial update; each search costs two passes over Y "
+        "(one when it finds no seed) plus the update's pass, and the searches stop at the first that adds "
+        "nothing; 0 = no search")
     # 7f merge
     smoothing: bool = Field(False, description="Gaussian-smooth the merged footprints")
     smoothing_sigma: float = Field(1.0, ge=0)

@@ -43,12 +43,15 @@ def require_units(ctx: StepContext, A: np.ndarray, name: str) -> None:
                          "lower the detection thresholds of steps 3-4 or check the video")
 
 
-def write_units(ctx: StepContext, stage: str, ids: np.ndarray, reasons: list[str], **arrays: np.ndarray) -> np.ndarray:
+def write_units(ctx: StepContext, stage: str, ids: np.ndarray, reasons: list[str], earlier: list[dict] | None = None,
+                **arrays: np.ndarray) -> np.ndarray:
     """Keep the units whose reason is empty: write the kept rows of every array and
-    ``unit_ids``, record every dropped unit with its reason (``dropped_units.json``), and
-    fail clearly when none is left."""
+    ``unit_ids``, record every dropped unit with its reason (``dropped_units.json``, after
+    the ``earlier`` records of units this step dropped before), and fail clearly when none
+    is left."""
     keep = np.array([not r for r in reasons], bool)
-    dropped = [{"unit_id": int(i), "stage": stage, "reason": r} for i, r in zip(ids, reasons) if r]
+    dropped = list(earlier or []) + [{"unit_id": int(i), "stage": stage, "reason": r}
+                                     for i, r in zip(ids, reasons) if r]
     ctx.write_json("dropped_units", dropped)
     if not keep.any():
         raise InputError(ctx.store_path, f"no components survive the {stage} ({len(ids)} in, all dropped; "
