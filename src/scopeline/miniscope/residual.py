@@ -5,19 +5,22 @@ no seed of the initialisation: on the activity image (peak-to-noise ratio x loca
 correlation) it sits on the neighbour's slope instead of being a peak of its own. Once
 the found units are modelled, CNMF-E (Zhou et al. 2018, eLife 7:e28728,
 doi:10.7554/eLife.28728, "picking neurons from the residual") looks for seeds again on
-the residual ``R = Y - A C - b f``, where the modelled cells are gone and the missed ones
-remain. This module does that without holding the movie:
+the residual, where the modelled cells are gone and the missed ones remain. This module
+does that without holding the movie:
 
-* :func:`residual_movie` is the residual as a lazy dask movie (each block of frames minus
-  its model), read by the same one-pass kernels as the initialisation: the activity
-  images (:func:`.summary_images.activity_images`) and the footprints grown from seeds
+* :func:`residual_movie` is the residual ``Y - A C`` as a lazy dask movie (each block of
+  frames minus the units' part), with by default each frame's least-squares traces, read
+  by the same one-pass kernels as the initialisation: the activity images
+  (:func:`.summary_images.activity_images`) and the footprints grown from seeds
   (:func:`.seed_init.seed_footprints`);
 * :func:`new_units` keeps the residual's seeds whose footprint is not one of the found
   units again: a new unit overlapping a found one (``min_overlap`` of the smaller
   support) AND whose residual trace correlates with its trace (``min_corr``) is the
-  found unit's modelling error (a footprint slightly too small leaves ``delta_a c(t)``
-  in the residual), not a missed cell; duplicates among the new seeds are merged the
-  same way.
+  found unit's modelling error, not a missed cell; duplicates among the new seeds are
+  merged the same way;
+* :func:`orthogonal_background` takes the new units' activity out of the background time
+  courses before the next spatial update (they were found on pixels away from the first
+  units, so they may hold it).
 
 The new units then enter the next spatial update with the found ones (their traces: the
 high-passed seed traces) and the final temporal update of the export step.
@@ -30,27 +33,37 @@ from scipy import sparse
 
 
 def _residual_block(y: np.ndarray, model: tuple, t0: int, t1: int) -> np.ndarray:
-    """One block of frames (t, h, w) minus ``A C + b f`` on those frames (float32)."""
+    """One block of frames (t, h, w) minus the units' part of the model on those frames
+    (float32): ``A^T C`` with the given traces, or with each frame's least-squares traces."""
+    from scipy.linalg import cho_solve
+
     from .float16 import as_dtype
 
-    A, C, b, f = model
+    A, C, gram = model
     t, h, w = y.shape
-    fitted = A.T @ C[:, t0:t1]  # (pixels, t): sparse footprints times traces
-    if len(b):
-        fitted = fitted + b.T @ f[:, t0:t1]
-    out = as_dtype(y, np.float32).reshape(t, h * w) - np.asarray(fitted, np.float32).T
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).reshape(t, h, w)
+    flat = np.nan_to_num(as_dtype(y, np.float32).reshape(t, h * w), nan=0.0, posinf=0.0, neginf=0.0)
+    if C is None:
+        traces = cho_solve(gram, np.asarray(A @ flat.T, np.float64))  # (units, t)
+    else:
+        traces = C[:, t0:t1]
+    return (flat - np.asarray(A.T @ traces, np.float32).T).reshape(t, h, w)
 
 
-def residual_movie(Y, A, C: np.ndarray, b: np.ndarray, f: np.ndarray):
-    """The residual ``Y - A C - b f`` as a lazy dask movie (frames, h, w) float32.
+def residual_movie(Y, A, C: np.ndarray | None = None):
+    """The residual ``Y - A C`` as a lazy dask movie (frames, h, w) float32.
 
     ``Y``: (frames, h, w) numpy or dask movie (chunks of whole frames are kept);
-    ``A``: footprints (units, h, w) dense or (units, pixels) sparse; ``C`` (units, frames);
-    ``b`` (n, h, w) or (n, pixels) background maps and ``f`` (n, frames) their time
-    courses (n may be 0). Each block of frames is computed when read."""
+    ``A``: footprints (units, h, w) dense or (units, pixels) sparse; ``C`` (units, frames),
+    or None: each frame's least-squares traces ``(A A^T)^-1 A y_t``, so that everything
+    the footprints can explain is removed whatever the errors of the current traces (a
+    unit whose footprint was just updated while its trace was not would otherwise leave
+    a copy of itself in the residual). Background is not removed: the activity images
+    ignore a smooth background, and background components fitted on the pixels away from
+    the found units would hold the cells missed there. Each block of frames is computed
+    when read."""
     import dask
     import dask.array as da
+    from scipy.linalg import cho_factor
 
     from .tasks import share
 
@@ -58,13 +71,31 @@ def residual_movie(Y, A, C: np.ndarray, b: np.ndarray, f: np.ndarray):
     T, h, w = Y.shape
     Y = Y.rechunk((Y.chunksize[0], h, w))
     A = sparse.csr_matrix(A.reshape(len(A), -1) if not sparse.issparse(A) else A, dtype=np.float32)
-    model = share((A, np.asarray(C, np.float32), np.asarray(b, np.float32).reshape(len(b), h * w),
-                   np.asarray(f, np.float32).reshape(len(b), T)))
+    gram = None
+    if C is None:
+        AA = (A @ A.T).toarray().astype(np.float64)
+        ridge = 1e-9 * max(float(np.trace(AA)) / max(len(AA), 1), 1e-30)
+        gram = cho_factor(AA + ridge * np.eye(len(AA)))
+    model = share((A, None if C is None else np.asarray(C, np.float32), gram))
     starts = np.r_[0, np.cumsum(Y.chunks[0])].astype(int)
     blocks = [da.from_delayed(dask.delayed(_residual_block)(block, model, int(starts[k]), int(starts[k + 1])),
                               (int(starts[k + 1] - starts[k]), h, w), np.float32)
               for k, block in enumerate(Y.to_delayed().ravel())]
     return da.concatenate(blocks, axis=0)
+
+
+def orthogonal_background(f: np.ndarray, traces: np.ndarray) -> np.ndarray:
+    """Background time courses ``f`` (n, frames) without their part explained by
+    ``traces`` (m, frames): ``f - (f T^T)(T T^T)^-1 T``. The background components come
+    from pixels away from the units found first, so they carry the activity of cells
+    missed there; unpenalised in the spatial update, their maps would take such a cell
+    from the unit added for it."""
+    f = np.asarray(f, np.float64)
+    T = np.asarray(traces, np.float64)
+    if not len(f) or not len(T):
+        return f
+    coef = np.linalg.lstsq(T @ T.T, T @ f.T, rcond=None)[0]  # (m, n)
+    return f - coef.T @ T
 
 
 def _unit_vectors(traces: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 from ..cnmf import spatial
 from ..params import DetectParams
 from ..params_cnmf import SpatialParams
-from ..residual import new_units, residual_movie
+from ..residual import new_units, orthogonal_background, residual_movie
 from .base import Step, StepContext
 from .cnmf_common import load_array, outline_overlay, read_movie, require_units, write_units
 
@@ -49,7 +49,7 @@ class SpatialStep(Step):
         # 7g: units missed by the initialisation, from the residual, then one more spatial update
         searches, emptied = [], []
         for _ in range(params.residual_passes):
-            found = _search_residual(ctx, Y, arrays["A"], arrays["C"], result.b, f)
+            found = _search_residual(ctx, Y, arrays["A"], arrays["C"])
             searches.append(found["counts"])
             if not len(found["A"]):
                 break
@@ -60,6 +60,7 @@ class SpatialStep(Step):
             A = np.concatenate([arrays["A"], found["A"]])
             C = np.concatenate([arrays["C"], found["C"]]).astype(np.float64)
             S = np.concatenate([arrays["S"], np.zeros_like(found["C"])])
+            f = orthogonal_background(f, found["C"])
             del arrays
             result = spatial.spatial_update(Y, A, C, f, noise_map, params, frames_per_task=FRAMES_PER_TASK)
             del A
@@ -97,8 +98,9 @@ def _refine(result: spatial.SpatialResult, C: np.ndarray, S: np.ndarray,
     return arrays, reasons
 
 
-def _search_residual(ctx: StepContext, Y, A: np.ndarray, C: np.ndarray, b: np.ndarray, f: np.ndarray) -> dict:
-    """7g: seeds on the activity image of the residual ``Y - A C - b f`` (step 4's seed
+def _search_residual(ctx: StepContext, Y, A: np.ndarray, C: np.ndarray) -> dict:
+    """7g: seeds on the activity image of the residual ``Y - A C_ls`` (``C_ls``: each
+    frame's least-squares traces; the background stays, see ``residual_movie``; step 4's seed
     settings and thresholds), footprints grown from them on the residual, those that are
     a found unit again dropped (:func:`..residual.new_units`). Two passes over ``Y``
     (one when there is no seed). Returns the new units' footprints (n, h, w) and
@@ -109,7 +111,7 @@ def _search_residual(ctx: StepContext, Y, A: np.ndarray, C: np.ndarray, b: np.nd
 
     d = ctx.all_params.detect if ctx.all_params is not None else DetectParams()
     shape = A.shape[1:]
-    R = residual_movie(Y, A, C, b, f)
+    R = residual_movie(Y, A)  # each frame's least-squares traces: whatever A explains is removed
     activity = activity_images(R, smoothing_frames(d.activity_smoothing, ctx.fps), d.activity_threshold)
     score, mask = seed_score(activity, d.min_corr, d.min_pnr)
     seeds = find_seeds(score, mask, d.seed_min_distance)
