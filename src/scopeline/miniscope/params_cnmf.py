@@ -125,11 +125,16 @@ class SpatialParams(_Params):
     lasso_iterations: int = Field(200, ge=1, description="coordinate-descent sweeps per tile")
     # 7g residual
     residual_passes: int = Field(
-        1, ge=0, description="searches of the residual Y - A C - b f for cells the initialisation missed (CNMF-E): "
-        "seeds on its activity image (step 4's seed settings and thresholds), footprints grown on the residual, "
-        "the new units fitted with the others by one more spatial update; each search costs two passes over Y "
-        "(one when it finds no seed) plus the update's pass, and the searches stop at the first that adds "
-        "nothing; 0 = no search")
+        1, ge=0, description="searches of the residual Y - A C for cells the initialisation missed (CNMF-E): "
+        "seeds on its activity image, footprints grown on the residual (step 4's seed settings), the new units "
+        "fitted with the others by one more spatial update; each search costs two passes over Y (one when it "
+        "finds no seed) plus the update's pass, and the searches stop at the first that adds nothing; 0 = no search")
+    residual_min_corr: float = Field(
+        0.8, ge=-1, le=1, description="least local correlation of a residual seed (step 4 uses detect.min_corr, "
+        "0.7): the residual also holds the found units' modelling errors and out-of-focus haze; at 0.7 a "
+        "crowded field's residual gave 100 new units for 7 missed cells")
+    residual_min_pnr: float = Field(
+        9.0, ge=0, description="least peak-to-noise ratio of a residual seed (step 4 uses detect.min_pnr, 6)")
     # 7f merge
     smoothing: bool = Field(False, description="Gaussian-smooth the merged footprints")
     smoothing_sigma: float = Field(1.0, ge=0)

@@ -49,7 +49,7 @@ class SpatialStep(Step):
         # 7g: units missed by the initialisation, from the residual, then one more spatial update
         searches, emptied = [], []
         for _ in range(params.residual_passes):
-            found = _search_residual(ctx, Y, arrays["A"], arrays["C"])
+            found = _search_residual(ctx, Y, arrays["A"], arrays["C"], params)
             searches.append(found["counts"])
             if not len(found["A"]):
                 break
@@ -98,10 +98,11 @@ def _refine(result: spatial.SpatialResult, C: np.ndarray, S: np.ndarray,
     return arrays, reasons
 
 
-def _search_residual(ctx: StepContext, Y, A: np.ndarray, C: np.ndarray) -> dict:
+def _search_residual(ctx: StepContext, Y, A: np.ndarray, C: np.ndarray, params: SpatialParams) -> dict:
     """7g: seeds on the activity image of the residual ``Y - A C_ls`` (``C_ls``: each
-    frame's least-squares traces; the background stays, see ``residual_movie``; step 4's seed
-    settings and thresholds), footprints grown from them on the residual, those that are
+    frame's least-squares traces; the background stays, see ``residual_movie``; seeds
+    reaching ``residual_min_corr`` and ``residual_min_pnr``; step 4's other seed
+    settings), footprints grown from them on the residual, those that are
     a found unit again dropped (:func:`..residual.new_units`). Two passes over ``Y``
     (one when there is no seed). Returns the new units' footprints (n, h, w) and
     high-passed seed traces (n, frames) and counts for the summary."""
@@ -113,7 +114,7 @@ def _search_residual(ctx: StepContext, Y, A: np.ndarray, C: np.ndarray) -> dict:
     shape = A.shape[1:]
     R = residual_movie(Y, A)  # each frame's least-squares traces: whatever A explains is removed
     activity = activity_images(R, smoothing_frames(d.activity_smoothing, ctx.fps), d.activity_threshold)
-    score, mask = seed_score(activity, d.min_corr, d.min_pnr)
+    score, mask = seed_score(activity, params.residual_min_corr, params.residual_min_pnr)
     seeds = find_seeds(score, mask, d.seed_min_distance)
     empty = {"A": np.zeros((0,) + shape, np.float32), "C": np.zeros((0, C.shape[1]), np.float32)}
     if not len(seeds):
