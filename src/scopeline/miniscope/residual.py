@@ -34,19 +34,26 @@ from scipy import sparse
 
 def _residual_block(y: np.ndarray, model: tuple, t0: int, t1: int) -> np.ndarray:
     """One block of frames (t, h, w) minus the units' part of the model on those frames
-    (float32): ``A^T C`` with the given traces, or with each frame's least-squares traces."""
+    (float32): ``A^T C`` with the given traces, or with each frame's least-squares traces.
+    Only the pixels under some footprint change; they are updated in slabs of pixels."""
     from scipy.linalg import cho_solve
 
+    from .cnmf.temporal import finite_block
     from .float16 import as_dtype
 
-    A, C, gram = model
+    A, C, gram, pixels = model  # A: (units, covered pixels) CSR; pixels: their flat indices
     t, h, w = y.shape
-    flat = np.nan_to_num(as_dtype(y, np.float32).reshape(t, h * w), nan=0.0, posinf=0.0, neginf=0.0)
+    flat = as_dtype(y, np.float32).reshape(t, h * w)
+    if np.shares_memory(flat, y) or not flat.flags.writeable:
+        flat = flat.copy()
+    flat = finite_block(flat, True)
+    covered = flat[:, pixels]  # (t, covered) copy
     if C is None:
-        traces = cho_solve(gram, np.asarray(A @ flat.T, np.float64))  # (units, t)
+        traces = cho_solve(gram, np.asarray(A @ covered.T, np.float64)).astype(np.float32)  # (units, t)
     else:
-        traces = C[:, t0:t1]
-    return (flat - np.asarray(A.T @ traces, np.float32).T).reshape(t, h, w)
+        traces = np.asarray(C[:, t0:t1], np.float32)
+    flat[:, pixels] = covered - np.asarray(A.T @ traces, np.float32).T
+    return flat.reshape(t, h, w)
 
 
 def residual_movie(Y, A, C: np.ndarray | None = None):
@@ -71,12 +78,13 @@ def residual_movie(Y, A, C: np.ndarray | None = None):
     T, h, w = Y.shape
     Y = Y.rechunk((Y.chunksize[0], h, w))
     A = sparse.csr_matrix(A.reshape(len(A), -1) if not sparse.issparse(A) else A, dtype=np.float32)
+    pixels = np.flatnonzero(np.asarray(A.getnnz(axis=0)) > 0)
     gram = None
     if C is None:
         AA = (A @ A.T).toarray().astype(np.float64)
         ridge = 1e-9 * max(float(np.trace(AA)) / max(len(AA), 1), 1e-30)
         gram = cho_factor(AA + ridge * np.eye(len(AA)))
-    model = share((A, None if C is None else np.asarray(C, np.float32), gram))
+    model = share((A[:, pixels].tocsr(), None if C is None else np.asarray(C, np.float32), gram, pixels))
     starts = np.r_[0, np.cumsum(Y.chunks[0])].astype(int)
     blocks = [da.from_delayed(dask.delayed(_residual_block)(block, model, int(starts[k]), int(starts[k + 1])),
                               (int(starts[k + 1] - starts[k]), h, w), np.float32)
