@@ -59,3 +59,26 @@ def test_skipped_file_of_unknown_length_is_said(videos, tmp_path, capsys):
     assert np.array_equal(_frame_index(out), np.arange(200))
     err = capsys.readouterr().err
     assert "1.avi" in err and "frame count is unknown" in err
+
+
+def test_removed_frames_log_uses_the_timeline(videos, tmp_path):
+    """all_removed_frames.txt numbers frames like frame_index: a frame broken in 2.avi after
+    a skipped 1.avi is frame 200 + its place in 2.avi, not its place among loaded frames."""
+    from scopeline.io.video import probe_video, read_frames, write_avi
+    from scopeline.miniscope.simulate_corruption import corrupt_one
+
+    folder = tmp_path / "videos"
+    shutil.copytree(videos, folder)
+    data = (folder / "1.avi").read_bytes()
+    (folder / "1.avi").write_bytes(data[: len(data) // 2])
+    frames = read_frames(folder / "2.avi", 0, probe_video(folder / "2.avi").n_frames)
+    frames[50] = corrupt_one(frames[50], "dark_most", np.random.default_rng(0))
+    write_avi(folder / "2.avi", frames, fps=SIM.fps)
+    out = tmp_path / "out"
+    run_pipeline(folder, out, _params(), to_step="motion", scheduler="synchronous", on_bad_video="skip", fps=20)
+    lines = (out / "all_removed_frames.txt").read_text().splitlines()
+    assert lines[0] == "frame\treason"
+    assert [line.split("\t")[0] for line in lines[1:]] == ["250"]
+    assert lines[1].split("\t")[1].startswith("broken:")
+    index = _frame_index(out)
+    assert 250 not in index and 249 in index and 251 in index  # dropped, in the same numbering

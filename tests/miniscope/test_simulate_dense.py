@@ -48,3 +48,21 @@ def test_truth_and_frames_are_consistent():
     assert frames.dtype == np.uint8 and frames.shape == (80, 96, 96) and 20 < frames.mean() < 150
     # photobleaching: later frames are dimmer on average
     assert truth["bleach"][-1] < truth["bleach"][0]
+
+
+def test_hard_setting_has_more_and_finer_haze():
+    """HARD: three out-of-focus cells per in-focus one (default 1.5), twice the neuropil,
+    on a finer spatial scale (the patterns' correlation falls off within ~8 px, not ~18)."""
+    from scopeline.miniscope.simulate_dense import HARD
+
+    def lag_correlation(image, lag):
+        x = image - image.mean()
+        return float((x[:, lag:] * x[:, :-lag]).mean() / (x * x).mean())
+
+    base = DenseSimulationParams(height=128, width=128, n_frames=20, n_cells=40, seed=3)
+    hard = base.model_copy(update=HARD)
+    t0, t1 = make_dense_truth(base), make_dense_truth(hard)
+    assert len(t0["oof"]) == round(1.5 * len(t0["C"])) and len(t1["oof"]) == round(3.0 * len(t1["C"]))
+    assert np.isclose(t1["patterns"].mean() / t0["patterns"].mean(), 2.0, rtol=0.1)
+    # at 10 px the default neuropil is still strongly correlated, the hard one much less
+    assert lag_correlation(t0["patterns"][0], 10) > 0.7 > lag_correlation(t1["patterns"][0], 10)

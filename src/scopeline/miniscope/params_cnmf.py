@@ -77,6 +77,10 @@ class TemporalParams(_Params):
     shared_kernel: bool = Field(
         True, description="deconvolve every unit with the median kernel of the units (one indicator per recording)"
     )
+    kernel_snr_quantile: float = Field(
+        0.75, ge=0, le=1, description="the shared kernel is the median of the kernels of the units with plausible "
+        "decay whose peak SNR reaches this quantile of theirs (0.5 took the median SNR: on 250-cell crowded fields "
+        "median corr of binned spikes 0.80, against 0.82 with 0.75)")
     max_decay_time: float = Field(
         5.0, gt=0, description="units whose own fitted decay time (s) is longer are dropped: drift, not transients"
     )
@@ -123,6 +127,18 @@ class SpatialParams(_Params):
     )
     min_std: float = Field(0.0, ge=0, description="pixels whose temporal std is below this are left out of the update")
     lasso_iterations: int = Field(200, ge=1, description="coordinate-descent sweeps per tile")
+    # 7g residual
+    residual_passes: int = Field(
+        1, ge=0, description="searches of the residual Y - A C for cells the initialisation missed (CNMF-E): "
+        "seeds on its activity image, footprints grown on the residual (step 4's seed settings), the new units "
+        "fitted with the others by one more spatial update; each search costs two passes over Y (one when it "
+        "finds no seed) plus the update's pass, and the searches stop at the first that adds nothing; 0 = no search")
+    residual_min_corr: float = Field(
+        0.8, ge=-1, le=1, description="least local correlation of a residual seed (step 4 uses detect.min_corr, "
+        "0.7): the residual also holds the found units' modelling errors and out-of-focus haze; at 0.7 a "
+        "crowded field's residual gave 100 new units for 7 missed cells")
+    residual_min_pnr: float = Field(
+        9.0, ge=0, description="least peak-to-noise ratio of a residual seed (step 4 uses detect.min_pnr, 6)")
     # 7f merge
     smoothing: bool = Field(False, description="Gaussian-smooth the merged footprints")
     smoothing_sigma: float = Field(1.0, ge=0)

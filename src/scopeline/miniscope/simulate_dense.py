@@ -69,6 +69,7 @@ class DenseSimulationParams(BaseModel):
     autofluorescence: float = Field(45.0, description="static background at the field centre (grey levels)")
     neuropil_level: float = Field(25.0, description="mean neuropil (grey levels)")
     neuropil_fluctuation: float = Field(0.15, ge=0, description="relative slow neuropil fluctuation")
+    neuropil_scale: float = Field(18.0, gt=0, description="spatial scale (Gaussian sigma, px) of the neuropil patterns")
     n_vessels: int = Field(3, ge=0)
     vessel_absorption: tuple[float, float] = Field((0.3, 0.6), description="fraction of light a vessel absorbs")
     vignetting: float = Field(0.5, ge=0, lt=1, description="relative drop of brightness at the field edge")
@@ -86,6 +87,14 @@ class DenseSimulationParams(BaseModel):
         """In-focus cells per mm^3 of the imaging field's layer."""
         radius_mm = self.field_radius_fraction * min(self.height, self.width) * self.pixel_size_um / 1000
         return self.n_cells / (np.pi * radius_mm**2 * self.layer_thickness_um / 1000)
+
+
+#: The harder setting of the crowded-field simulator (``DenseSimulationParams(**HARD)``):
+#: twice the out-of-focus cells, nearer the focal plane (so less blurred: blobs of about
+#: 4-12 px, cell-like), twice the neuropil with twice its slow fluctuation, on a finer
+#: spatial scale (8 px instead of 18) -- more local haze than the default.
+HARD = {"out_of_focus_factor": 3.0, "out_of_focus_depth_um": (10.0, 40.0), "neuropil_level": 50.0,
+        "neuropil_fluctuation": 0.3, "neuropil_scale": 8.0}
 
 
 def gcamp_kernel(tau_rise: float, tau_decay: float, fps: float, length_s: float = 6.0) -> np.ndarray:
@@ -235,7 +244,7 @@ def make_dense_truth(p: DenseSimulationParams) -> dict:
     patterns, traces = [], []
     population = (C.mean(axis=0) if n else np.zeros(T)) / max(np.mean(p.spike_amplitude), 1e-6)
     for _ in range(4):
-        pattern = gaussian_filter(rng.standard_normal((h, w)), 18)
+        pattern = gaussian_filter(rng.standard_normal((h, w)), p.neuropil_scale)
         pattern = (pattern - pattern.min()) / (np.ptp(pattern) + 1e-12)
         patterns.append(0.5 + pattern)
         traces.append(1 + p.neuropil_fluctuation * _smooth_series(rng, T, rng.uniform(1, 4) * p.fps)

@@ -56,10 +56,12 @@ class TemporalStep(Step):
         settings = suggested if params.auto_suggest else chosen
         ctx.write_json("temporal_settings", {**settings.__dict__, "max_iterations": params.max_iterations,
                                              "tolerance": params.tolerance, "shared_kernel": params.shared_kernel,
-                                             "max_decay_time": params.max_decay_time})
+                                             "max_decay_time": params.max_decay_time,
+                                             "kernel_snr_quantile": params.kernel_snr_quantile})
         # 6d
         result = run_temporal_update(YrA, settings, params.chunk_size, params.overlap, params.max_iterations,
-                                     params.tolerance, ctx.fps, params.shared_kernel, params.max_decay_time)
+                                     params.tolerance, ctx.fps, params.shared_kernel, params.max_decay_time,
+                                     params.kernel_snr_quantile)
         # 6e
         reasons = temporal.temporal_filter_reasons(result["C"], result["S"], Af,
                                                    result["converged"], params.min_spike_sum,

@@ -49,7 +49,8 @@ class ExportStep(Step):
             b = b[:0]
         YrA, f = final_yra(Y, A, C, b)
         result = run_temporal_update(YrA, settings, params.chunk_size, params.overlap, stored["max_iterations"],
-                                     stored["tolerance"], ctx.fps, stored["shared_kernel"], stored["max_decay_time"])
+                                     stored["tolerance"], ctx.fps, stored["shared_kernel"], stored["max_decay_time"],
+                                     stored.get("kernel_snr_quantile", 0.5))  # 0.5 before the setting existed
         # 8c filter
         sizes = (A > 0.1 * A.max(axis=(1, 2), keepdims=True)).sum(axis=(1, 2))
         snr = temporal.trace_snr(result["C"], result["trace_noise"])

@@ -46,7 +46,7 @@ class MotionStep(Step):
     name = "motion"
     title = "2c-2d. Motion correction and frame QC"
     params_model = MotionParams
-    version = "4"  # broken-frame detection; true frame numbers (source_frames)
+    version = "5"  # 4: broken-frame detection, true frame numbers; 5: removed-frames log in true frame numbers
 
     def run(self, ctx: StepContext, p: MotionParams) -> dict:
         lp = ctx.read_json("load_settings")
@@ -92,11 +92,11 @@ class MotionStep(Step):
         ctx.write_json("removed_frames", {"motion_qc": dropped_frames, "broken": {str(k): v for k, v in reasons.items()},
                                           "broken_action": p.broken_action})
         ctx.write_json("motion_settings", p.model_dump(mode="json"))
-        _write_removed_log(ctx, dropped_frames, reasons, p.broken_action)
+        _write_removed_log(ctx, source, dropped_frames, reasons, p.broken_action)
         if dropped_frames:
-            ctx.log.info("motion QC: dropped %d frames: %s", len(dropped_frames), dropped_frames)
+            ctx.log.info("motion QC: dropped %d frames: %s", len(dropped_frames), source[dropped_frames].tolist())
         if broken.size:
-            ctx.log.info("broken frames (%s): %d: %s", p.broken_action, broken.size, broken.tolist())
+            ctx.log.info("broken frames (%s): %d: %s", p.broken_action, broken.size, source[broken].tolist())
         ctx.report_figure(report.motion_figure(shifts[kept], kept, np.asarray(dropped_frames)), "shifts",
                           "Rigid shift per frame; frames dropped by QC marked with x")
         return {"frames": int(len(kept)), "dropped": len(dropped_frames), "broken": int(broken.size),
@@ -121,14 +121,18 @@ def _broken_frames(ctx: StepContext, p: MotionParams, kept: np.ndarray) -> tuple
     return np.array(sorted(reasons), np.int64), reasons
 
 
-def _write_removed_log(ctx: StepContext, dropped: list[int], broken: dict[int, str], action: str) -> None:
+def _write_removed_log(ctx: StepContext, source: np.ndarray, dropped: list[int], broken: dict[int, str],
+                       action: str) -> None:
     """OUT/all_removed_frames.txt: every removed (or, with ``broken_action="interpolate"``,
     replaced) frame and why, one ``frame<TAB>reason`` line each in frame order; the header
-    alone when none."""
+    alone when none. Frames are numbered in the recording's timeline (``source``: the
+    true frame number of every loaded frame, so the frames of a file skipped with
+    ``--on-bad-video skip`` keep their places), like ``frame_index``."""
     line_split = ctx.read_json("load/removed_frames")["line_split"]
     suffix = " (interpolated)" if action == "interpolate" else ""
     rows = ([(f, "line_split") for f in line_split] + [(f, "motion_qc") for f in dropped]
             + [(f, f"broken:{why}{suffix}") for f, why in broken.items()])
+    rows = [(int(source[f]), why) for f, why in rows]
     write_text(ctx.out_dir / "all_removed_frames.txt",
                "frame\treason\n" + "".join(f"{f}\t{why}\n" for f, why in sorted(rows)))
 

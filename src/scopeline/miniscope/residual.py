@@ -1,0 +1,143 @@
+"""Search of the residual for cells missed by the initialisation (CNMF-E manner).
+
+In a crowded field a cell that fires rarely next to a bright, active neighbour is often
+no seed of the initialisation: on the activity image (peak-to-noise ratio x local
+correlation) it sits on the neighbour's slope instead of being a peak of its own. Once
+the found units are modelled, CNMF-E (Zhou et al. 2018, eLife 7:e28728,
+doi:10.7554/eLife.28728, "picking neurons from the residual") looks for seeds again on
+the residual, where the modelled cells are gone and the missed ones remain. This module
+does that without holding the movie:
+
+* :func:`residual_movie` is the residual ``Y - A C`` as a lazy dask movie (each block of
+  frames minus the units' part), with by default each frame's least-squares traces, read
+  by the same one-pass kernels as the initialisation: the activity images
+  (:func:`.summary_images.activity_images`) and the footprints grown from seeds
+  (:func:`.seed_init.seed_footprints`);
+* :func:`new_units` keeps the residual's seeds whose footprint is not one of the found
+  units again: a new unit overlapping a found one (``min_overlap`` of the smaller
+  support) AND whose residual trace correlates with its trace (``min_corr``) is the
+  found unit's modelling error, not a missed cell; duplicates among the new seeds are
+  merged the same way;
+* :func:`orthogonal_background` takes the new units' activity out of the background time
+  courses before the next spatial update (they were found on pixels away from the first
+  units, so they may hold it).
+
+The new units then enter the next spatial update with the found ones (their traces: the
+high-passed seed traces) and the final temporal update of the export step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+
+def _residual_block(y: np.ndarray, model: tuple, t0: int, t1: int) -> np.ndarray:
+    """One block of frames (t, h, w) minus the units' part of the model on those frames
+    (float32): ``A^T C`` with the given traces, or with each frame's least-squares traces.
+    Only the pixels under some footprint change; they are updated in slabs of pixels."""
+    from scipy.linalg import cho_solve
+
+    from .cnmf.temporal import finite_block
+    from .float16 import as_dtype
+
+    A, C, gram, pixels = model  # A: (units, covered pixels) CSR; pixels: their flat indices
+    t, h, w = y.shape
+    flat = as_dtype(y, np.float32).reshape(t, h * w)
+    if np.shares_memory(flat, y) or not flat.flags.writeable:
+        flat = flat.copy()
+    flat = finite_block(flat, True)
+    covered = flat[:, pixels]  # (t, covered) copy
+    if C is None:
+        traces = cho_solve(gram, np.asarray(A @ covered.T, np.float64)).astype(np.float32)  # (units, t)
+    else:
+        traces = np.asarray(C[:, t0:t1], np.float32)
+    flat[:, pixels] = covered - np.asarray(A.T @ traces, np.float32).T
+    return flat.reshape(t, h, w)
+
+
+def residual_movie(Y, A, C: np.ndarray | None = None):
+    """The residual ``Y - A C`` as a lazy dask movie (frames, h, w) float32.
+
+    ``Y``: (frames, h, w) numpy or dask movie (chunks of whole frames are kept);
+    ``A``: footprints (units, h, w) dense or (units, pixels) sparse; ``C`` (units, frames),
+    or None: each frame's least-squares traces ``(A A^T)^-1 A y_t``, so that everything
+    the footprints can explain is removed whatever the errors of the current traces (a
+    unit whose footprint was just updated while its trace was not would otherwise leave
+    a copy of itself in the residual). Background is not removed: the activity images
+    ignore a smooth background, and background components fitted on the pixels away from
+    the found units would hold the cells missed there. Each block of frames is computed
+    when read."""
+    import dask
+    import dask.array as da
+    from scipy.linalg import cho_factor
+
+    from .tasks import share
+
+    Y = da.asarray(Y)
+    T, h, w = Y.shape
+    Y = Y.rechunk((Y.chunksize[0], h, w))
+    A = sparse.csr_matrix(A.reshape(len(A), -1) if not sparse.issparse(A) else A, dtype=np.float32)
+    pixels = np.flatnonzero(np.asarray(A.getnnz(axis=0)) > 0)
+    gram = None
+    if C is None:
+        AA = (A @ A.T).toarray().astype(np.float64)
+        ridge = 1e-9 * max(float(np.trace(AA)) / max(len(AA), 1), 1e-30)
+        gram = cho_factor(AA + ridge * np.eye(len(AA)))
+    model = share((A[:, pixels].tocsr(), None if C is None else np.asarray(C, np.float32), gram, pixels))
+    starts = np.r_[0, np.cumsum(Y.chunks[0])].astype(int)
+    blocks = [da.from_delayed(dask.delayed(_residual_block)(block, model, int(starts[k]), int(starts[k + 1])),
+                              (int(starts[k + 1] - starts[k]), h, w), np.float32)
+              for k, block in enumerate(Y.to_delayed().ravel())]
+    return da.concatenate(blocks, axis=0)
+
+
+def orthogonal_background(f: np.ndarray, traces: np.ndarray) -> np.ndarray:
+    """Background time courses ``f`` (n, frames) without their part explained by
+    ``traces`` (m, frames): ``f - (f T^T)(T T^T)^-1 T``. The background components come
+    from pixels away from the units found first, so they carry the activity of cells
+    missed there; unpenalised in the spatial update, their maps would take such a cell
+    from the unit added for it."""
+    f = np.asarray(f, np.float64)
+    T = np.asarray(traces, np.float64)
+    if not len(f) or not len(T):
+        return f
+    coef = np.linalg.lstsq(T @ T.T, T @ f.T, rcond=None)[0]  # (m, n)
+    return f - coef.T @ T
+
+
+def _unit_vectors(traces: np.ndarray) -> np.ndarray:
+    x = np.asarray(traces, np.float64)
+    x = x - x.mean(axis=1, keepdims=True)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+
+
+def new_units(found, found_traces: np.ndarray, candidates, candidate_traces: np.ndarray, min_overlap: float,
+              min_corr: float) -> np.ndarray:
+    """Indices of the ``candidates`` (seeds of the residual, best first) kept as new units.
+
+    A candidate is dropped when its support shares at least ``min_overlap`` of the
+    smaller support with a ``found`` unit or an earlier kept candidate AND its trace
+    correlates at least ``min_corr`` with that unit's trace (the same source again).
+    Footprints: sparse or dense (n, pixels); traces (n, frames), high-passed alike."""
+    found = sparse.csr_matrix(found, dtype=np.float32)
+    candidates = sparse.csr_matrix(candidates, dtype=np.float32)
+    n_found = found.shape[0]
+    support = sparse.vstack([found > 0, candidates > 0]).astype(np.float32).tocsr()
+    sizes = np.asarray(support.sum(axis=1)).ravel()
+    shared = (support[n_found:] @ support.T).tocsr()  # candidates x everything
+    x = _unit_vectors(np.vstack([found_traces, candidate_traces]))
+    alive = np.r_[np.ones(n_found, bool), np.zeros(candidates.shape[0], bool)]
+    kept = []
+    for i in range(candidates.shape[0]):
+        k = n_found + i
+        if sizes[k] == 0:
+            continue
+        row = shared.getrow(i)
+        same = [j for j, common in zip(row.indices, row.data)
+                if j != k and alive[j] and common >= min_overlap * min(sizes[k], sizes[j])
+                and float(x[k] @ x[j]) >= min_corr]
+        if not same:
+            kept.append(i)
+            alive[k] = True
+    return np.array(kept, int)
