@@ -32,11 +32,10 @@ parameters did not change (then the times count only the steps re-run).
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
-
-import json
 
 from miniscope_end_to_end import PeakMemory
 

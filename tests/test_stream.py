@@ -2,7 +2,6 @@
 
 import json
 
-
 from scopeline.stream import Item, Journal, StreamOptions, run_stream
 
 

@@ -25,7 +25,6 @@ from scopeline.cryoem.maxshift_run import run_maxshift
 from scopeline.errors import ConfigError, WorkersLostError
 from scopeline.stream import StreamOptions
 from scopeline.tools import open_run
-
 from tests.cryoem.test_cleaner_clean import obvious_micrograph, obvious_picks, write_mrc, write_star
 from tests.cryoem.test_dose_run import PIXEL, make_session, write_movie
 from tests.cryoem.test_maxshift import _stars

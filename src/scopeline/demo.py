@@ -16,8 +16,14 @@ def demo_dose(root: Path, workers: int | None) -> Iterator[str]:
     plus one truncated movie."""
     from .cryoem.dose import DoseParams
     from .cryoem.dose_analysis import run_dose
-    from .cryoem.simulate import (simulate_counting_movie, simulate_eer_events, write_corrupt_movie,
-                                  write_eer_movie, write_mrc_movie, write_tiff_movie)
+    from .cryoem.simulate import (
+        simulate_counting_movie,
+        simulate_eer_events,
+        write_corrupt_movie,
+        write_eer_movie,
+        write_mrc_movie,
+        write_tiff_movie,
+    )
 
     movies = root / "dose" / "movies"
     movies.mkdir(parents=True, exist_ok=True)

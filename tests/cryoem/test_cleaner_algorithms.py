@@ -8,7 +8,7 @@ import pytest
 from scopeline.cryoem.cleaner.predict import blend_window, predict_probability, tile_starts
 from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, prepare, robust_normalise
 from scopeline.cryoem.cleaner.score import box_means, good_region_scores, inside_image, keep_decision
-from scopeline.cryoem.cleaner.synth import ctf_1d, simulate_micrograph, WAVELENGTH_A
+from scopeline.cryoem.cleaner.synth import WAVELENGTH_A, ctf_1d, simulate_micrograph
 
 
 def test_box_means_exact_for_fractional_boxes():

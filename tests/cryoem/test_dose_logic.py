@@ -5,8 +5,15 @@ import math
 import pytest
 
 from scopeline.cryoem.dose import (
-    RunningMedian, choose_reference, decide_doses, dose_statistics, faulty_windows,
-    frame_dose, percent_difference, sampled_frame_indices, within_band,
+    RunningMedian,
+    choose_reference,
+    decide_doses,
+    dose_statistics,
+    faulty_windows,
+    frame_dose,
+    percent_difference,
+    sampled_frame_indices,
+    within_band,
 )
 
 

@@ -4,10 +4,10 @@ accumulated motion on real files, malformed inputs, micrograph propagation and r
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import shutil
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,8 @@ from scopeline.cryoem.maxshift import (
 from scopeline.io.motion import Trajectory, format_relion_motion_star, read_relion_motion_star
 from scopeline.io.star import read_star
 from scopeline.stream import StreamOptions
-
 from tests.shared_data import RELION
+
 needs_relion = pytest.mark.skipif(not RELION.is_dir(), reason="shared RELION files not present")
 PIXEL = 1.14  # Å/px of the original test movies
 

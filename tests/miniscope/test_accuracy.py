@@ -9,8 +9,8 @@ with the true calcium >= 0.95, of 5-frame-binned S with the true spikes >= 0.8.
 
 import pytest
 
-from scopeline.miniscope.cnmf.metrics import evaluate_run
 from scopeline.miniscope.api import run_pipeline
+from scopeline.miniscope.cnmf.metrics import evaluate_run
 from scopeline.miniscope.simulate import SimulationParams, simulate_recording
 
 CASES = [(200, 40, 0), (200, 40, 1), (300, 90, 0), (300, 90, 1)]

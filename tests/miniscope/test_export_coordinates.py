@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from scopeline.miniscope.api import run_pipeline
+from scopeline.miniscope.coordinates import footprints_in_input
 from scopeline.miniscope.params import MiniscopeParams
 from scopeline.miniscope.simulate import SimulationParams, simulate_recording
-from scopeline.miniscope.coordinates import footprints_in_input
 
 
 def test_footprint_lands_at_its_input_position():

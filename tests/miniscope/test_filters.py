@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from scopeline.miniscope.filters import anisotropic_diffusion, denoise, output_dtype, preprocess_frames, remove_background
+from scopeline.miniscope.filters import (
+    anisotropic_diffusion,
+    denoise,
+    output_dtype,
+    preprocess_frames,
+    remove_background,
+)
 from scopeline.miniscope.params import PreprocessParams
 
 
@@ -61,7 +67,6 @@ def test_output_dtype_follows_the_methods():
 @pytest.mark.parametrize("size", [3, 7, 9, 15])
 def test_median_int_equals_opencv_and_scipy(size):
     import cv2
-
     from scipy.ndimage import median_filter
 
     from scopeline.miniscope.filters import median_int

@@ -10,12 +10,23 @@ import pytest
 import zarr
 
 from scopeline.miniscope.api import run_pipeline
-from scopeline.miniscope.frame_qc import (detect_broken_frames, frame_statistics, grid_shape, interpolation_plan,
-                                          running_median)
+from scopeline.miniscope.frame_qc import (
+    detect_broken_frames,
+    frame_statistics,
+    grid_shape,
+    interpolation_plan,
+    running_median,
+)
 from scopeline.miniscope.params import MiniscopeParams
 from scopeline.miniscope.simulate import SimulationParams, simulate_recording
-from scopeline.miniscope.simulate_corruption import (KINDS, SCENES, corrupt_frames, corrupt_one, corrupt_recording,
-                                                     render_scene)
+from scopeline.miniscope.simulate_corruption import (
+    KINDS,
+    SCENES,
+    corrupt_frames,
+    corrupt_one,
+    corrupt_recording,
+    render_scene,
+)
 
 # issue 11: recall and precision >= 0.95 per kind and overall; no frame removed from a clean recording
 MIN_RECALL = MIN_PRECISION = 0.95

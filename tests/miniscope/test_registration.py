@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from scopeline.miniscope.registration import (apply_shifts, combine_chunks, estimate_chunk, motion_outliers)
+from scopeline.miniscope.registration import apply_shifts, combine_chunks, estimate_chunk, motion_outliers
 
 
 def _texture(shape=(160, 160), seed=0):

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scopeline.cli import app
-from scopeline.errors import ConfigError, OutputError, WorkersLostError
+from scopeline.errors import OutputError, WorkersLostError
 from scopeline.miniscope.api import run_pipeline
 from scopeline.miniscope.params import MiniscopeParams
 from scopeline.miniscope.simulate import SimulationParams, simulate_recording

@@ -1,7 +1,12 @@
 import numpy as np
 
-from scopeline.miniscope.segmentation import (footprint_stats, merge_spatial, regions_to_footprints,
-                                              search_watershed, watershed_regions)
+from scopeline.miniscope.segmentation import (
+    footprint_stats,
+    merge_spatial,
+    regions_to_footprints,
+    search_watershed,
+    watershed_regions,
+)
 
 
 def _blobs(centers, shape=(60, 60), sigma=2.5):

@@ -1,8 +1,14 @@
 import numpy as np
 
 from scopeline.io.video import find_videos, probe_video, read_frames
-from scopeline.miniscope.simulate import (SimulationParams, ar2_coefficients, calcium_from_spikes, make_truth,
-                                          render_frames, simulate_recording)
+from scopeline.miniscope.simulate import (
+    SimulationParams,
+    ar2_coefficients,
+    calcium_from_spikes,
+    make_truth,
+    render_frames,
+    simulate_recording,
+)
 
 
 def test_ar2_kernel_hand_case():

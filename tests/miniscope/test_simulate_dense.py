@@ -2,8 +2,13 @@
 
 import numpy as np
 
-from scopeline.miniscope.simulate_dense import (DenseSimulationParams, gcamp_kernel, make_dense_truth,
-                                                render_dense_frames, saturating_calcium)
+from scopeline.miniscope.simulate_dense import (
+    DenseSimulationParams,
+    gcamp_kernel,
+    make_dense_truth,
+    render_dense_frames,
+    saturating_calcium,
+)
 
 
 def test_density_hand_case():

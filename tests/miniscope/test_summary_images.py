@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from scopeline.miniscope.summary_images import (NEIGHBOUR_OFFSETS, ActivityImages, activity_images, block_sums,
-                                                combine_sums, images_from_sums, seed_score)
+from scopeline.miniscope.summary_images import (
+    NEIGHBOUR_OFFSETS,
+    ActivityImages,
+    activity_images,
+    block_sums,
+    combine_sums,
+    images_from_sums,
+    seed_score,
+)
 
 
 def _disk(shape, center, radius):

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError
+
 if TYPE_CHECKING:
     from ..io.motion import Trajectory
 

@@ -32,8 +32,8 @@ from ..io.motion import (
 )
 from ..io.sets import expand_inputs as expand_paths
 from ..io.sets import natural_key
-from ..parallel import validate_workers
 from ..outputs import default_optics, write_status_sets, write_table
+from ..parallel import validate_workers
 from ..stream import Item, StreamOptions
 from ..tools import ToolOutputs, ToolSpec, run_tool
 from .maxshift import (

@@ -16,9 +16,13 @@ Keywords mean the same as in the other tools: ``scheduler=`` (a Dask scheduler a
 or a local dask scheduler name) and ``workers=`` (local worker processes; 0 = in-process).
 """
 
-from .api import RunResult, export_run as export, preview_pipeline as preview, run_from, run_pipeline as run, step_names, write_default_params
+from .api import RunResult, run_from, step_names, write_default_params
+from .api import export_run as export
+from .api import preview_pipeline as preview
+from .api import run_pipeline as run
 from .params import MiniscopeParams, load_params, save_params
-from .simulate import SimulationParams, simulate_recording as simulate
+from .simulate import SimulationParams
+from .simulate import simulate_recording as simulate
 
 __all__ = ["run", "run_from", "export", "preview", "step_names", "RunResult", "MiniscopeParams", "load_params", "save_params",
            "write_default_params", "simulate", "SimulationParams"]

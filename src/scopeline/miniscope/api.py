@@ -16,8 +16,7 @@ from typing import Iterator, Literal
 from pydantic import BaseModel
 
 from ..errors import ConfigError
-from ..io.atomic import write_json
-from ..io.atomic import ensure_output_dir, output_error
+from ..io.atomic import ensure_output_dir, output_error, write_json
 from ..parallel import watch_workers
 from ..parallel import worker_timeout as _worker_timeout
 from .params import MiniscopeParams, load_params, save_params

@@ -116,9 +116,8 @@ def export_curated(run_dir: str | Path, curation: Curation | None = None) -> dic
         The curation names a unit the run does not hold.
     """
     from .params import load_params
-    from .steps.base import codec
+    from .steps.base import StepContext, codec
     from .steps.export import _crop, _geometry
-    from .steps.base import StepContext
 
     run_dir = Path(run_dir)
     curation = read_curation(run_dir) if curation is None else curation

@@ -20,8 +20,7 @@ from pydantic import BaseModel
 from ..errors import ConfigError
 from ..io.atomic import write_json
 from . import report
-from .steps import (cnmf_spatial, cnmf_temporal, config, crop, detect, export, init, load, motion, noise,
-                    preprocess)
+from .steps import cnmf_spatial, cnmf_temporal, config, crop, detect, export, init, load, motion, noise, preprocess
 from .steps.base import Step, StepContext
 
 #: The pipeline's steps in order (the step registry); each one's ``name`` is its field in

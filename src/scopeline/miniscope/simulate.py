@@ -188,18 +188,25 @@ def render_frames(p: SimulationParams, truth: dict, start: int, stop: int) -> np
 def simulate_recording(folder: str | Path, params: SimulationParams | None = None) -> dict:
     """Write 0.avi, 1.avi, ... and truth.npz into ``folder``; return the truth."""
     p = params or SimulationParams()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     truth = make_truth(p)
-    for k, start in enumerate(range(0, p.n_frames, p.frames_per_file)):
-        stop = min(start + p.frames_per_file, p.n_frames)
-        write_avi(folder / f"{k}.avi", _chunks(p, truth, start, stop), fps=p.fps)
-    with atomic_path(folder / "truth.npz") as tmp:
-        np.savez_compressed(tmp, **{k: v for k, v in truth.items() if k not in ("blobs", "neuropil")},
-                            params=np.array(p.model_dump_json()))
+    keep = [k for k in truth if k not in ("blobs", "neuropil")]
+    write_recording(folder, p, truth, render_frames, keep)
     return truth
 
 
-def _chunks(p, truth, start, stop, size=100):
-    for a in range(start, stop, size):
-        yield from render_frames(p, truth, a, min(a + size, stop))
+def write_recording(folder: str | Path, p: BaseModel, truth: dict, render, keep) -> None:
+    """Write a simulated recording: ``render(p, truth, start, stop)`` frames as AVI files of
+    ``p.frames_per_file`` frames (0.avi, 1.avi, ... at ``p.fps``), rendered 100 frames at a
+    time (memory bounded by that, not by the length), and the ``keep`` entries of ``truth``
+    with the parameters as JSON in ``truth.npz`` (atomic)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def chunks(start, stop, size=100):
+        for a in range(start, stop, size):
+            yield from render(p, truth, a, min(a + size, stop))
+
+    for k, start in enumerate(range(0, p.n_frames, p.frames_per_file)):
+        write_avi(folder / f"{k}.avi", chunks(start, min(start + p.frames_per_file, p.n_frames)), fps=p.fps)
+    with atomic_path(folder / "truth.npz") as tmp:
+        np.savez_compressed(tmp, **{k: truth[k] for k in keep}, params=np.array(p.model_dump_json()))

@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ..io.atomic import atomic_path
-from ..io.video import write_avi
+from .simulate import write_recording
 
 
 class DenseSimulationParams(BaseModel):
@@ -320,19 +319,10 @@ def render_dense_frames(p: DenseSimulationParams, truth: dict, start: int, stop:
 def simulate_dense_recording(folder: str | Path, params: DenseSimulationParams | None = None) -> dict:
     """Write 0.avi, 1.avi, ... and ``truth.npz`` into ``folder``; return the truth."""
     p = params or DenseSimulationParams()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     truth = make_dense_truth(p)
-    for k, start in enumerate(range(0, p.n_frames, p.frames_per_file)):
-        stop = min(start + p.frames_per_file, p.n_frames)
-        write_avi(folder / f"{k}.avi", _chunks(p, truth, start, stop), fps=p.fps)
     keep = ("A", "C", "S", "rates", "baseline", "centers", "displacement", "shifts", "field_center",
             "field_radius", "density_per_mm3", "bleach")
-    with atomic_path(folder / "truth.npz") as tmp:
-        np.savez_compressed(tmp, **{k: truth[k] for k in keep}, params=np.array(p.model_dump_json()))
+    write_recording(folder, p, truth, render_dense_frames, keep)
     return truth
 
 
-def _chunks(p, truth, start, stop, size=100):
-    for a in range(start, stop, size):
-        yield from render_dense_frames(p, truth, a, min(a + size, stop))

@@ -11,7 +11,6 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-
 DEFAULT_THRESHOLD = 0.65  # balanced on validation seeds: see docs/clean.md
 GUARD_FRACTION = 0.5  # a micrograph flagged bad over more than this fraction gets a warning
 MEASURE_FIELDS = ("box_size", "model", "tile", "overlap", "invert_contrast", "pixel_size",

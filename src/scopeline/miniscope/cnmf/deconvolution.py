@@ -190,7 +190,7 @@ def deconvolve_dual(
     value, c = dual(mu)
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
         grad = apply_ar(c, g)  # gradient of the dual = G c = s
         step = mu - np.maximum(mu - grad, 0.0)
         if np.abs(step).max() <= tol * scale:

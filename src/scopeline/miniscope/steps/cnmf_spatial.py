@@ -11,7 +11,6 @@ from ..residual import new_units, orthogonal_background, residual_movie
 from .base import Step, StepContext
 from .cnmf_common import load_array, outline_overlay, read_movie, require_units, write_units
 
-
 #: frames each task of the statistics pass reads (straight from the store) and sums, 100 at
 #: a time: every task returns frame-sized partial sums, so fewer tasks move less data
 FRAMES_PER_TASK = 200

@@ -16,8 +16,8 @@ from scipy import sparse
 
 from .. import report
 from ..params import DetectParams
-from ..segmentation import footprint_stats, merge_spatial, search_watershed, segment_images, segment_masked
 from ..seed_init import find_seeds, merge_seeds, seed_footprints
+from ..segmentation import footprint_stats, merge_spatial, search_watershed, segment_images, segment_masked
 from ..summary_images import activity_images, seed_score
 from ..units import bad_units, extract_traces, merge_temporal_repeated, normalize_units
 from .base import Step, StepContext

@@ -24,8 +24,16 @@ from ..cnmf import temporal
 from ..coordinates import footprints_in_input
 from ..params_cnmf import ExportParams
 from .base import Step, StepContext, codec
-from .cnmf_common import (final_yra, load_array, outline_overlay, read_movie, require_units, run_temporal_update,
-                          traces_figure, write_units)
+from .cnmf_common import (
+    final_yra,
+    load_array,
+    outline_overlay,
+    read_movie,
+    require_units,
+    run_temporal_update,
+    traces_figure,
+    write_units,
+)
 
 
 class ExportStep(Step):

@@ -25,12 +25,12 @@ import numpy as np
 from ...errors import InputError
 from ...io.atomic import write_text
 from ...io.video import declared_frames, find_videos, frame_segments, probe_video, read_frames
+from .. import report
 from ..filters import output_dtype, preprocess_frames
 from ..frame_qc import N_STATS, frame_statistics, grid_shape
 from ..linesplit import detect_left_edge, detect_robust, left_edge_means
 from ..params import LoadParams, MiniscopeParams
 from ..registration import estimate_chunk
-from .. import report
 from ..tasks import tree_reduce
 from .base import Step, StepContext, open_for_writing
 

@@ -26,8 +26,8 @@ import numpy as np
 from ...errors import InputError
 from ...io.atomic import write_text
 from .. import report
-from ..params import MotionParams
 from ..frame_qc import detect_broken_frames, interpolation_plan
+from ..params import MotionParams
 from ..registration import combine_chunks, motion_outliers
 from .base import Step, StepContext
 
