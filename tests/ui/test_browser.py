@@ -36,6 +36,17 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or importlib.util.find_spe
                                 reason="needs /usr/bin/chromium and the playwright package")
 
 
+def _new_page(playwright, errors: list | None = None, timeout_ms: int = TIMEOUT_MS):
+    """Debian's chromium, headless, and a page of the screenshots' size that waits up to
+    ``timeout_ms`` (a loaded machine); the page's script errors go to ``errors``."""
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(timeout_ms)
+    if errors is not None:
+        page.on("pageerror", lambda exc: errors.append(exc))
+    return browser, page
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,11 +130,8 @@ def test_live_qc_with_serve_watch_in_chromium(tmp_path):
     try:
         _wait(lambda: _healthy(f"{base}/healthz"), "the server")
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(TIMEOUT_MS)
             errors = []
-            page.on("pageerror", lambda exc: errors.append(exc))
+            browser, page = _new_page(p, errors)
             page.goto(f"{base}/")
             _shot(page, "start.png", full_page=False)
             page.click("#live-link a")  # the live QC page: the server started dose on the movies
@@ -205,9 +213,7 @@ def test_miniscope_parameter_form_in_chromium(tmp_path):
     try:
         _wait(lambda: _healthy(f"{base}/healthz"), "the server")
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(TIMEOUT_MS)
+            browser, page = _new_page(p)
             page.goto(f"{base}/")
             page.click("a:has-text('mini')")
             page.click("summary:has-text('detect')")

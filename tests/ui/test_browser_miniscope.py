@@ -22,7 +22,7 @@ import pytest
 from scopeline.miniscope import MiniscopeParams, save_params
 from scopeline.miniscope.simulate import SimulationParams, simulate_recording
 
-from .test_browser import ARGS, CHROMIUM, _free_port, _healthy, _scopeline, _wait
+from .test_browser import CHROMIUM, _free_port, _healthy, _new_page, _scopeline, _wait
 
 SHOTS = os.environ.get("SCOPELINE_UI_SCREENSHOTS")
 TIMEOUT_MS = 90_000
@@ -70,11 +70,8 @@ def _run_through_the_ui(tmp_path, expect, sync_playwright):
     try:
         _wait(lambda: _healthy(f"{base}/healthz"), "the server")
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(TIMEOUT_MS)
             errors = []
-            page.on("pageerror", lambda exc: errors.append(exc))
+            browser, page = _new_page(p, errors, TIMEOUT_MS)
 
             # the parameter file, one step at a time, with the guide's explanations
             page.goto(f"{base}/miniscope/params?path=tiny.json")

@@ -148,14 +148,14 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0, rescan_s: floa
                                    only={f["name"] for f in runs_view.decision_fields(run)})
         if errors:
             problems = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
-            return HTMLResponse(f'<p class="error">{_escape(problems)}</p>', status_code=400)
+            return forms.error_fragment(problems)
         try:
             summary = await anyio.to_thread.run_sync(lambda: run.redecide(**thresholds))
         except ScopelineError as exc:
-            return HTMLResponse(f'<p class="error">{_escape(exc.one_line())}</p>', status_code=400)
+            return forms.error_fragment(exc.one_line())
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            return HTMLResponse(f'<p class="error">{_escape(problems)}</p>', status_code=400)
+            return forms.error_fragment(problems)
         message = ("re-decided: outputs rewritten" if summary is not None
                    else "saved: the running run applies it at its next update")
         return HTMLResponse(f'<p class="ok">{message}</p>', headers={"HX-Trigger": "redecided"})
@@ -212,9 +212,3 @@ def create_app(config: ServeConfig, live_interval_s: float = 1.0, rescan_s: floa
 
     register_qc(app, templates, config, open_allowed, rescan_s=rescan_s)  # live QC, item pages, export
     return app
-
-
-def _escape(text: str) -> str:
-    from markupsafe import escape
-
-    return str(escape(text))

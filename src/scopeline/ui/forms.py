@@ -138,3 +138,11 @@ def parse_form(model: type[BaseModel], form: Mapping[str, str]) -> tuple[BaseMod
             errors.setdefault(".".join(str(p) for p in e["loc"]), e["msg"])
         return None, errors
     return (None, errors) if errors else (params, errors)
+
+
+def error_fragment(text: str, status: int = 400):
+    """The one-line answer to a bad form or request, as an htmx fragment (escaped)."""
+    from fastapi.responses import HTMLResponse
+    from markupsafe import escape
+
+    return HTMLResponse(f'<p class="error">{escape(text)}</p>', status_code=status)

@@ -40,8 +40,7 @@ class MiniscopeNotFound(Exception):
     """An allowed path that holds no miniscope run or parameter file (answered 404)."""
 
 
-def _error(text: str, status: int = 400) -> HTMLResponse:
-    return HTMLResponse(f'<p class="error">{escape(text)}</p>', status_code=status)
+_error = forms.error_fragment
 
 
 def job_name(run_dir: Path) -> str:

@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 
 from ..errors import ScopelineError
 from ..tools import Run, open_run
+from . import forms
 from . import items as items_view
 from . import runs as runs_view
 from .config import ServeConfig
@@ -145,7 +146,7 @@ def register_qc(app: FastAPI, templates: Jinja2Templates, config: ServeConfig,
         try:
             summary = await anyio.to_thread.run_sync(run.redecide)
         except ScopelineError as exc:
-            return HTMLResponse(f'<p class="error">{_escape(exc.one_line())}</p>', status_code=409)
+            return forms.error_fragment(exc.one_line(), 409)
         rel = relative_name(config, run.out_dir.resolve())
         files = [n for n in runs_view.output_files(run.out_dir) if n.endswith(SET_SUFFIXES)]
         message = ("written now with the current thresholds and manual decisions" if summary is not None
@@ -156,9 +157,3 @@ def register_qc(app: FastAPI, templates: Jinja2Templates, config: ServeConfig,
             headers={"HX-Trigger": "redecided"})
 
     return live
-
-
-def _escape(text: str) -> str:
-    from markupsafe import escape
-
-    return str(escape(text))
