@@ -29,31 +29,61 @@ high-passed seed traces) and the final temporal update of the export step.
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
+from scipy import ndimage, sparse
 
 
-def _residual_block(y: np.ndarray, model: tuple, t0: int, t1: int) -> np.ndarray:
-    """One block of frames (t, h, w) minus the units' part of the model on those frames
-    (float32): ``A^T C`` with the given traces, or with each frame's least-squares traces.
-    Only the pixels under some footprint change; they are updated in slabs of pixels."""
+def _subtract_units(values: np.ndarray, model: tuple, t0: int, t1: int) -> np.ndarray:
+    """``values`` (t, columns) float32, writable and finite, minus the units' part ``A^T C``
+    on the model's covered pixels (its ``positions`` among the columns), with the given
+    traces or with each frame's least-squares traces; returns ``values``."""
     from scipy.linalg import cho_solve
 
-    from .cnmf.temporal import finite_block
-    from .float16 import as_dtype
-
-    A, C, gram, pixels = model  # A: (units, covered pixels) CSR; pixels: their flat indices
-    t, h, w = y.shape
-    flat = as_dtype(y, np.float32).reshape(t, h * w)
-    if np.shares_memory(flat, y) or not flat.flags.writeable:
-        flat = flat.copy()
-    flat = finite_block(flat, True)
-    covered = flat[:, pixels]  # (t, covered) copy
+    A, C, gram, positions = model  # A: (units, covered pixels) CSR
+    covered = values[:, positions]  # (t, covered) copy
     if C is None:
         traces = cho_solve(gram, np.asarray(A @ covered.T, np.float64)).astype(np.float32)  # (units, t)
     else:
         traces = np.asarray(C[:, t0:t1], np.float32)
-    flat[:, pixels] = covered - np.asarray(A.T @ traces, np.float32).T
-    return flat.reshape(t, h, w)
+    values[:, positions] = covered - np.asarray(A.T @ traces, np.float32).T
+    return values
+
+
+def _residual_block(y: np.ndarray, model: tuple, t0: int, t1: int) -> np.ndarray:
+    """One block of frames (t, h, w) minus the units' part of the model on those frames
+    (float32). Only the pixels under some footprint change."""
+    from .cnmf.temporal import finite_block
+    from .float16 import as_dtype
+
+    t, h, w = y.shape
+    flat = as_dtype(y, np.float32).reshape(t, h * w)
+    if np.shares_memory(flat, y) or not flat.flags.writeable:
+        flat = flat.copy()
+    return _subtract_units(finite_block(flat, True), model, t0, t1).reshape(t, h, w)
+
+
+def _unit_model(A, C: np.ndarray | None) -> tuple:
+    """Footprints as CSR (units, pixels) float32, the flat indices of the pixels they
+    cover, and the Cholesky factor of ``A A^T`` (None when ``C`` is given)."""
+    from scipy.linalg import cho_factor
+
+    A = sparse.csr_matrix(A.reshape(len(A), -1) if not sparse.issparse(A) else A, dtype=np.float32)
+    pixels = np.flatnonzero(np.asarray(A.getnnz(axis=0)) > 0)
+    gram = None
+    if C is None:
+        AA = (A @ A.T).toarray().astype(np.float64)
+        ridge = 1e-9 * max(float(np.trace(AA)) / max(len(AA), 1), 1e-30)
+        gram = cho_factor(AA + ridge * np.eye(len(AA)))
+    return A[:, pixels].tocsr(), gram, pixels
+
+
+def _frame_blocks(Y):
+    """``Y`` as dask with chunks of whole frames, its delayed blocks and their first frames."""
+    import dask.array as da
+
+    Y = da.asarray(Y)
+    Y = Y.rechunk((Y.chunksize[0],) + Y.shape[1:])
+    starts = np.r_[0, np.cumsum(Y.chunks[0])].astype(int)
+    return Y, Y.to_delayed().ravel(), starts
 
 
 def residual_movie(Y, A, C: np.ndarray | None = None):
@@ -70,26 +100,105 @@ def residual_movie(Y, A, C: np.ndarray | None = None):
     when read."""
     import dask
     import dask.array as da
-    from scipy.linalg import cho_factor
 
     from .tasks import share
 
-    Y = da.asarray(Y)
+    Y, blocks, starts = _frame_blocks(Y)
     T, h, w = Y.shape
-    Y = Y.rechunk((Y.chunksize[0], h, w))
-    A = sparse.csr_matrix(A.reshape(len(A), -1) if not sparse.issparse(A) else A, dtype=np.float32)
-    pixels = np.flatnonzero(np.asarray(A.getnnz(axis=0)) > 0)
-    gram = None
-    if C is None:
-        AA = (A @ A.T).toarray().astype(np.float64)
-        ridge = 1e-9 * max(float(np.trace(AA)) / max(len(AA), 1), 1e-30)
-        gram = cho_factor(AA + ridge * np.eye(len(AA)))
-    model = share((A[:, pixels].tocsr(), None if C is None else np.asarray(C, np.float32), gram, pixels))
-    starts = np.r_[0, np.cumsum(Y.chunks[0])].astype(int)
-    blocks = [da.from_delayed(dask.delayed(_residual_block)(block, model, int(starts[k]), int(starts[k + 1])),
-                              (int(starts[k + 1] - starts[k]), h, w), np.float32)
-              for k, block in enumerate(Y.to_delayed().ravel())]
-    return da.concatenate(blocks, axis=0)
+    A, gram, pixels = _unit_model(A, C)
+    model = share((A, None if C is None else np.asarray(C, np.float32), gram, pixels))
+    parts = [da.from_delayed(dask.delayed(_residual_block)(block, model, int(starts[k]), int(starts[k + 1])),
+                             (int(starts[k + 1] - starts[k]), h, w), np.float32)
+             for k, block in enumerate(blocks)]
+    return da.concatenate(parts, axis=0)
+
+
+def tile_layout(mask: np.ndarray, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The tiles (``size`` x ``size`` px) of the frame holding a pixel of ``mask``, each
+    with a 1-px halo, stacked vertically into one image of ``size + 2`` columns.
+
+    Returns ``index`` (n_tiles * (size + 2), size + 2): the flat frame index of each
+    packed pixel, -1 outside the frame; and ``interior`` (same shape): the tile's own
+    pixels (each frame pixel is the interior of at most one tile). A per-pixel statistic
+    that also looks at the 8 neighbours is exact on the interior when computed on the
+    packed image (the halo holds the neighbours; pairs with -1 must not count)."""
+    h, w = mask.shape
+    index, interior = [], []
+    for y0 in range(0, h, size):
+        for x0 in range(0, w, size):
+            if not mask[y0 : y0 + size, x0 : x0 + size].any():
+                continue
+            yy = np.arange(y0 - 1, y0 + size + 1)[:, None]
+            xx = np.arange(x0 - 1, x0 + size + 1)[None, :]
+            inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            index.append(np.where(inside, yy * w + xx, -1))
+            interior.append(inside & (yy >= y0) & (yy < y0 + size) & (xx >= x0) & (xx < x0 + size))
+    if not index:
+        return np.zeros((0, size + 2), int), np.zeros((0, size + 2), bool)
+    return np.vstack(index), np.vstack(interior)
+
+
+def _packed_residual_sums(y: np.ndarray, model: tuple, t0: int, t1: int, layout: tuple, width: int,
+                          threshold: float) -> dict:
+    """Activity sums (:func:`.summary_images.block_sums`) of one block of frames of the
+    residual, on the packed tiles only: the tiles' pixels are gathered (in the store's
+    dtype), the units' part removed, the packed image filled (0 for padding)."""
+    from .cnmf.temporal import finite_block
+    from .float16 import as_dtype
+    from .summary_images import block_sums
+
+    unique, packed = layout  # frame pixels used; (rows, cols) positions in unique, -1 -> the zero column
+    t = len(y)
+    values = np.zeros((t, len(unique) + 1), np.float32)
+    values[:, :-1] = finite_block(as_dtype(y.reshape(t, -1)[:, unique], np.float32), True)
+    _subtract_units(values, model, t0, t1)
+    return block_sums(values[:, packed], width, threshold)
+
+
+def residual_activity_images(Y, A, width: int = 3, threshold: float = 3.0, tile: int = 32):
+    """Activity images (:func:`.summary_images.activity_images`) of the residual
+    ``Y - A C_ls`` (``C_ls``: each frame's least-squares traces), computed only where they
+    can differ from those of ``Y``: on the tiles holding a pixel under a footprint or next
+    to one (a pixel's images depend on its trace and its 8 neighbours'). One pass over
+    ``Y`` that reads and computes only those tiles (plus a 1-px halo each).
+
+    Returns ``(images, computed)``: the images (h, w) (0 where not computed) and the
+    mask of the pixels where they were computed; elsewhere the residual is ``Y``. On a
+    600 x 600 field with 300 sparse cells this is about 1/3 of the frame, so about 1/3 of
+    the cost of the whole-frame pass (see docs/miniscope.md)."""
+    import dask
+
+    from .summary_images import ActivityImages, combine_sums, images_from_sums
+    from .tasks import share, tree_reduce
+
+    Y, blocks, starts = _frame_blocks(Y)
+    h, w = Y.shape[1:]
+    A, gram, pixels = _unit_model(A, None)
+    near = np.zeros(h * w, bool)
+    near[pixels] = True
+    near = ndimage.binary_dilation(near.reshape(h, w), structure=np.ones((3, 3), bool))
+    index, interior = tile_layout(near, tile)
+    computed = np.zeros(h * w, bool)
+    computed[index[interior]] = True
+    empty = np.zeros((h, w), np.float32)
+    if not len(index):
+        return ActivityImages(empty, empty.copy(), empty.copy()), computed.reshape(h, w)
+    unique, positions = np.unique(np.where(index >= 0, index, h * w), return_inverse=True)
+    if unique[-1] == h * w:  # padding -> the zero column after the last pixel
+        unique = unique[:-1]
+    packed = np.where(index >= 0, positions.reshape(index.shape), len(unique))
+    model = share((A, None, gram, np.searchsorted(unique, pixels)))
+    layout = share((unique, packed))
+    parts = [dask.delayed(_packed_residual_sums)(block, model, int(starts[k]), int(starts[k + 1]), layout,
+                                                 width, threshold) for k, block in enumerate(blocks)]
+    (sums,) = dask.compute(tree_reduce(parts, combine_sums))
+    packed_images = images_from_sums(sums, valid=index >= 0)
+    images = []
+    for image in (packed_images.pnr, packed_images.correlation, packed_images.noise):
+        full = np.zeros(h * w, np.float32)
+        full[index[interior]] = image[interior]
+        images.append(full.reshape(h, w))
+    return ActivityImages(*images), computed.reshape(h, w)
 
 
 def orthogonal_background(f: np.ndarray, traces: np.ndarray) -> np.ndarray:

@@ -129,8 +129,9 @@ def combine_sums(a: dict, b: dict) -> dict:
             for key in a}
 
 
-def _neighbour_correlation(z_sum, z_sq, cross, n) -> np.ndarray:
-    """Mean correlation of each pixel with its in-frame neighbours, from the sums."""
+def _neighbour_correlation(z_sum, z_sq, cross, n, valid=None) -> np.ndarray:
+    """Mean correlation of each pixel with its in-frame neighbours, from the sums; with
+    ``valid`` (h, w) bool, only pairs of two valid pixels count (padding is no neighbour)."""
     h, w = z_sum.shape
     mean = z_sum / max(n, 1)
     sd = np.sqrt(np.maximum(z_sq / max(n, 1) - mean**2, 0))
@@ -140,18 +141,20 @@ def _neighbour_correlation(z_sum, z_sq, cross, n) -> np.ndarray:
         b = (slice(dy, h), slice(max(0, dx), w - max(0, -dx)))  # their neighbours
         den = sd[a] * sd[b]
         r = np.where(den > 0, (cross[k][a] / max(n, 1) - mean[a] * mean[b]) / np.where(den > 0, den, 1), 0)
+        pair = 1.0 if valid is None else (valid[a] & valid[b])
         for region in (a, b):
-            total[region] += r
-            count[region] += 1
+            total[region] += r * pair
+            count[region] += pair
     return np.clip(total / np.maximum(count, 1), -1, 1)
 
 
-def images_from_sums(sums: dict) -> ActivityImages:
-    """PNR, local correlation and noise images from the combined partial sums."""
+def images_from_sums(sums: dict, valid: np.ndarray | None = None) -> ActivityImages:
+    """PNR, local correlation and noise images from the combined partial sums (``valid``:
+    see :func:`_neighbour_correlation`)."""
     noise = np.sqrt(sums["neg_sq"] / max(sums["n_diff"], 1) / sums["width"])
     peak = np.where(np.isfinite(sums["peak"]), sums["peak"], 0)
     pnr = np.where(noise > 0, np.maximum(peak, 0) / np.where(noise > 0, noise, 1), 0)
-    corr = _neighbour_correlation(sums["z_sum"], sums["z_sq"], sums["cross"], sums["n"])
+    corr = _neighbour_correlation(sums["z_sum"], sums["z_sq"], sums["cross"], sums["n"], valid)
     return ActivityImages(pnr.astype(np.float32), corr.astype(np.float32), noise.astype(np.float32))
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from ..cnmf import spatial
 from ..params import DetectParams
 from ..params_cnmf import SpatialParams
-from ..residual import new_units, orthogonal_background, residual_movie
+from ..residual import new_units, orthogonal_background, residual_activity_images, residual_movie
 from .base import Step, StepContext
 from .cnmf_common import load_array, outline_overlay, read_movie, require_units, write_units
 
@@ -20,7 +20,7 @@ class SpatialStep(Step):
     name = "cnmf_spatial"
     title = "CNMF spatial refinement"
     params_model = SpatialParams
-    version = "3"  # 2: float16 movie read in place, fused passes; 3: search of the residual
+    version = "4"  # 2: float16 movie read in place, fused passes; 3: search of the residual; 4: near footprints
 
     def run(self, ctx: StepContext, params: SpatialParams) -> dict:
         Y = read_movie(ctx, FRAMES_PER_TASK)
@@ -99,25 +99,33 @@ def _refine(result: spatial.SpatialResult, C: np.ndarray, S: np.ndarray,
 
 def _search_residual(ctx: StepContext, Y, A: np.ndarray, C: np.ndarray, params: SpatialParams) -> dict:
     """7g: seeds on the activity image of the residual ``Y - A C_ls`` (``C_ls``: each
-    frame's least-squares traces; the background stays, see ``residual_movie``; seeds
+    frame's least-squares traces; the background stays, see ``residual_movie``; computed
+    only on the tiles near footprints, step 4's images of ``Y`` elsewhere; seeds
     reaching ``residual_min_corr`` and ``residual_min_pnr``; step 4's other seed
     settings), footprints grown from them on the residual, those that are
     a found unit again dropped (:func:`..residual.new_units`). Two passes over ``Y``
     (one when there is no seed). Returns the new units' footprints (n, h, w) and
     high-passed seed traces (n, frames) and counts for the summary."""
     from ..seed_init import find_seeds, merge_seeds, seed_footprints
-    from ..summary_images import activity_images, seed_score
+    from ..summary_images import ActivityImages, activity_images, seed_score
     from .detect import highpass, smoothing_frames
 
     d = ctx.all_params.detect if ctx.all_params is not None else DetectParams()
     shape = A.shape[1:]
-    R = residual_movie(Y, A)  # each frame's least-squares traces: whatever A explains is removed
-    activity = activity_images(R, smoothing_frames(d.activity_smoothing, ctx.fps), d.activity_threshold)
+    width = smoothing_frames(d.activity_smoothing, ctx.fps)
+    activity, computed = residual_activity_images(Y, A, width, d.activity_threshold)
+    if not computed.all():  # elsewhere the residual is Y: step 4's images (computed here if absent)
+        whole = (ActivityImages(*(load_array(ctx, n) for n in ("pnr_image", "correlation_image")), None)
+                 if ctx.has("pnr_image") and ctx.has("correlation_image")
+                 else activity_images(Y, width, d.activity_threshold))
+        activity = ActivityImages(np.where(computed, activity.pnr, whole.pnr),
+                                  np.where(computed, activity.correlation, whole.correlation), None)
     score, mask = seed_score(activity, params.residual_min_corr, params.residual_min_pnr)
     seeds = find_seeds(score, mask, d.seed_min_distance)
     empty = {"A": np.zeros((0,) + shape, np.float32), "C": np.zeros((0, C.shape[1]), np.float32)}
     if not len(seeds):
         return {**empty, "counts": {"seeds": 0, "new_units": 0}}
+    R = residual_movie(Y, A)  # each frame's least-squares traces: whatever A explains is removed
     footprints, traces = seed_footprints(R, seeds, d.seed_patch_radius, d.seed_footprint_corr)
     window = smoothing_frames(d.seed_highpass, ctx.fps)
     traces = highpass(traces, window)
