@@ -86,7 +86,7 @@ def test_killed_in_step_2_and_restarted_matches_uninterrupted(tmp_path):
     simulate_recording(tmp_path / "videos", sim)
     script = ("import sys; from scopeline.miniscope.api import run_pipeline; "
               "from scopeline.miniscope.params import MiniscopeParams; p = MiniscopeParams(); "
-              "p.load.chunk_frames = 20; p.load.line_split = True; "
+              "p.load.chunk_frames = 20; p.load.line_split = True; p.init.when = 'always'; "
               "run_pipeline(sys.argv[1], sys.argv[2], p, to_step='detect', scheduler='synchronous')")
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "videos"), str(killed)])

@@ -26,6 +26,7 @@ def _params():
     p.crop.chunk_frames = 50
     p.init.n_components = 10
     p.init.chunk_frames = 100
+    p.init.when = "always"
     return p
 
 
@@ -51,6 +52,20 @@ def _arrays(out):
     group = zarr.open_group(str(out / "store.zarr"), mode="r")
     names = ["crop/Y", "motion/shifts", "motion/frame_index", "detect/A_init", "detect/C_init", "init/b_init"]
     return {name: group[name][...] for name in names}
+
+
+def test_init_skipped_unless_its_components_are_used(videos, tmp_path):
+    """The seeds method (default) never reads the NNDSVD components: with init.when =
+    'needed' the step writes nothing; switching detect to the watershed search re-runs it."""
+    p = _params()
+    p.init.when = "needed"
+    run_pipeline(videos, tmp_path / "out", p, to_step="init", scheduler="synchronous")
+    marker = json.loads((tmp_path / "out" / "steps" / "init" / "complete.json").read_text())
+    assert "skipped" in marker["summary"] and not marker["outputs"].get("array")
+    p.detect.method = "watershed"
+    result = run_pipeline(videos, tmp_path / "out", p, to_step="init", scheduler="synchronous")
+    assert result.ran == ["init"]
+    assert zarr.open_group(str(tmp_path / "out" / "store.zarr"), mode="r")["init/nndsvd_spatial"].shape[0] == 10
 
 
 def test_outputs_and_contract(baseline):

@@ -10,7 +10,6 @@ from scopeline.miniscope.residual import (
     orthogonal_background,
     residual_activity_images,
     residual_movie,
-    tile_layout,
 )
 from scopeline.miniscope.seed_init import find_seeds, seed_footprints
 from scopeline.miniscope.summary_images import activity_images, seed_score
@@ -53,34 +52,22 @@ def test_residual_movie_matches_numpy():
 
 
 def test_residual_activity_near_footprints_equals_the_whole_frame_pass():
-    """Computed on packed tiles near the footprints, the residual's activity images equal
+    """Computed on the pixels near the footprints, the residual's activity images equal
     those of the whole residual movie there (same blocks of frames), and elsewhere the
-    residual is Y itself; tiles at the frame's edges lose no neighbour and gain none."""
+    residual is Y itself; pixels at the frame's edges lose no neighbour and gain none."""
     Y, A, C, b, f, _ = _scene(T=300)
-    Y = np.pad(Y, ((0, 0), (0, 0), (0, 30)))[:, :, 6:]  # 48 x 72: the cells near the left edge
-    A = np.pad(A, ((0, 0), (0, 0), (0, 30)))[:, :, 6:]
+    Y = np.pad(Y, ((0, 0), (0, 0), (0, 30)))[:, :, 10:]  # 48 x 68: a footprint touches the left edge
+    A = np.pad(A, ((0, 0), (0, 0), (0, 30)))[:, :, 10:]
     A = np.where(A > 0.05, A, 0)  # footprints of limited support, as after a spatial update
     Yd = da.from_array(Y.astype(np.float16), chunks=(100, -1, -1))
-    images, computed = residual_activity_images(Yd, A[[0, 2]], 3, 3.0, tile=16)
+    images, computed = residual_activity_images(Yd, A[[0, 2]], 3, 3.0)
     whole = activity_images(residual_movie(Yd, A[[0, 2]]), 3, 3.0)
     near = ndimage.binary_dilation((A[[0, 2]] > 0).any(axis=0), np.ones((3, 3), bool))
-    assert computed[near].all() and not computed.all()
+    assert np.array_equal(computed, near) and near[:, 0].any()
     np.testing.assert_allclose(images.pnr[computed], whole.pnr[computed], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(images.correlation[computed], whole.correlation[computed], atol=1e-6)
     plain = activity_images(Yd, 3, 3.0)
     np.testing.assert_allclose(whole.pnr[~near], plain.pnr[~near], rtol=1e-5, atol=1e-5)
-
-
-def test_tile_layout_by_hand():
-    mask = np.zeros((5, 7), bool)
-    mask[4, 6] = True  # only the bottom-right tile of 3 x 3 px (rows 3-4, columns 6)
-    index, interior = tile_layout(mask, 3)
-    assert index.shape == interior.shape == (5, 5)
-    expected = np.full((5, 5), -1)
-    expected[:3, :2] = [[19, 20], [26, 27], [33, 34]]  # rows 2-4, columns 5-6 (the halo: row 2, column 5)
-    np.testing.assert_array_equal(index, expected)
-    assert sorted(index[interior]) == [27, 34]
-    assert tile_layout(np.zeros((4, 4), bool), 2)[0].shape == (0, 4)
 
 
 def test_orthogonal_background_by_hand():

@@ -26,7 +26,8 @@ STEPS: dict[str, str] = {
             "later step. A circle centred on the imaging field; adjust the offset when the field is not centred.",
     "init": "Step 3b, NNDSVD: a fast decomposition of the whole video into a few non-negative spatial "
             "components, a good-enough starting point for CNMF (component 0 is usually the background). Tuning it "
-            "gives diminishing returns; the variance-explained plot reaching 95-99 % is enough.",
+            "gives diminishing returns; the variance-explained plot reaching 95-99 % is enough. Only the watershed "
+            "detection reads it: with the default seeds detection it is skipped (init.when = 'always' computes it).",
     "detect": "Step 4, candidate units: seeds (default, crowded fields) or the guide's watershed search (4a/4b), "
               "spatial merge (4c), trace extraction (4d), A/C initialisation (4e), removal of NaN, empty and flat "
               "units (4f) and temporal merge (4g). Better to over-segment here: CNMF prunes false positives.",

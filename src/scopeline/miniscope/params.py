@@ -148,6 +148,11 @@ class InitParams(_Params):
         2000, ge=1, description="frames (whole chunks spread evenly over the recording) the SVD uses, so its "
         "cost does not grow with the length; None = every frame")
     seed: int = 0
+    when: Literal["needed", "always"] = Field(
+        "needed", description="'needed': computed only when step 4 reads the components (detect.method = "
+        "'watershed'); the default seeds method never does, and skipping the SVD's passes saves about 11 % of "
+        "a 600x600 run (benchmarks/miniscope_end_to_end.py: 40-47 s of 344-404 s); 'always': computed anyway, "
+        "for the variance-explained and components figures")
 
 
 class DetectParams(_Params):

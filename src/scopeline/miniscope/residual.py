@@ -34,7 +34,7 @@ from scipy import ndimage, sparse
 
 def _subtract_units(values: np.ndarray, model: tuple, t0: int, t1: int) -> np.ndarray:
     """``values`` (t, columns) float32, writable and finite, minus the units' part ``A^T C``
-    on the model's covered pixels (its ``positions`` among the columns), with the given
+    on the model's covered pixels (its ``positions`` among the columns: indices or a slice), with the given
     traces or with each frame's least-squares traces; returns ``values``."""
     from scipy.linalg import cho_solve
 
@@ -113,92 +113,60 @@ def residual_movie(Y, A, C: np.ndarray | None = None):
     return da.concatenate(parts, axis=0)
 
 
-def tile_layout(mask: np.ndarray, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """The tiles (``size`` x ``size`` px) of the frame holding a pixel of ``mask``, each
-    with a 1-px halo, stacked vertically into one image of ``size + 2`` columns.
-
-    Returns ``index`` (n_tiles * (size + 2), size + 2): the flat frame index of each
-    packed pixel, -1 outside the frame; and ``interior`` (same shape): the tile's own
-    pixels (each frame pixel is the interior of at most one tile). A per-pixel statistic
-    that also looks at the 8 neighbours is exact on the interior when computed on the
-    packed image (the halo holds the neighbours; pairs with -1 must not count)."""
-    h, w = mask.shape
-    index, interior = [], []
-    for y0 in range(0, h, size):
-        for x0 in range(0, w, size):
-            if not mask[y0 : y0 + size, x0 : x0 + size].any():
-                continue
-            yy = np.arange(y0 - 1, y0 + size + 1)[:, None]
-            xx = np.arange(x0 - 1, x0 + size + 1)[None, :]
-            inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-            index.append(np.where(inside, yy * w + xx, -1))
-            interior.append(inside & (yy >= y0) & (yy < y0 + size) & (xx >= x0) & (xx < x0 + size))
-    if not index:
-        return np.zeros((0, size + 2), int), np.zeros((0, size + 2), bool)
-    return np.vstack(index), np.vstack(interior)
-
-
-def _packed_residual_sums(y: np.ndarray, model: tuple, t0: int, t1: int, layout: tuple, width: int,
-                          threshold: float) -> dict:
+def _residual_pixel_sums(y: np.ndarray, model: tuple, t0: int, t1: int, pixels: tuple, width: int,
+                         threshold: float) -> dict:
     """Activity sums (:func:`.summary_images.block_sums`) of one block of frames of the
-    residual, on the packed tiles only: the tiles' pixels are gathered (in the store's
-    dtype), the units' part removed, the packed image filled (0 for padding)."""
+    residual on a set of pixels only: they are gathered (in the store's dtype), made
+    float32 and finite, and the units' part removed."""
     from .cnmf.temporal import finite_block
     from .float16 import as_dtype
     from .summary_images import block_sums
 
-    unique, packed = layout  # frame pixels used; (rows, cols) positions in unique, -1 -> the zero column
+    used, neighbours = pixels
     t = len(y)
-    values = np.zeros((t, len(unique) + 1), np.float32)
-    values[:, :-1] = finite_block(as_dtype(y.reshape(t, -1)[:, unique], np.float32), True)
-    _subtract_units(values, model, t0, t1)
-    return block_sums(values[:, packed], width, threshold)
+    values = as_dtype(y.reshape(t, -1)[:, used], np.float32)
+    values = finite_block(values if values.flags.writeable else values.copy(), True)
+    return block_sums(_subtract_units(values, model, t0, t1), width, threshold, neighbours)
 
 
-def residual_activity_images(Y, A, width: int = 3, threshold: float = 3.0, tile: int = 32):
+def residual_activity_images(Y, A, width: int = 3, threshold: float = 3.0):
     """Activity images (:func:`.summary_images.activity_images`) of the residual
     ``Y - A C_ls`` (``C_ls``: each frame's least-squares traces), computed only where they
-    can differ from those of ``Y``: on the tiles holding a pixel under a footprint or next
-    to one (a pixel's images depend on its trace and its 8 neighbours'). One pass over
-    ``Y`` that reads and computes only those tiles (plus a 1-px halo each).
+    can differ from those of ``Y``: on the pixels under a footprint or next to one (a
+    pixel's images depend on its own trace and its 8 neighbours'). One pass over ``Y``
+    that computes on those pixels and their neighbours only.
 
     Returns ``(images, computed)``: the images (h, w) (0 where not computed) and the
-    mask of the pixels where they were computed; elsewhere the residual is ``Y``. On a
-    600 x 600 field with 300 sparse cells this is about 1/3 of the frame, so about 1/3 of
-    the cost of the whole-frame pass (see docs/miniscope.md)."""
+    mask of the pixels where they were computed; elsewhere the residual is ``Y``. On the
+    600 x 600 field of ``benchmarks/miniscope_end_to_end.py`` (300 cells) that is 20 % of
+    the frame."""
     import dask
 
-    from .summary_images import ActivityImages, combine_sums, images_from_sums
+    from .summary_images import ActivityImages, combine_sums, images_from_sums, neighbour_table
     from .tasks import share, tree_reduce
 
     Y, blocks, starts = _frame_blocks(Y)
     h, w = Y.shape[1:]
-    A, gram, pixels = _unit_model(A, None)
+    A, gram, covered = _unit_model(A, None)
     near = np.zeros(h * w, bool)
-    near[pixels] = True
+    near[covered] = True
     near = ndimage.binary_dilation(near.reshape(h, w), structure=np.ones((3, 3), bool))
-    index, interior = tile_layout(near, tile)
-    computed = np.zeros(h * w, bool)
-    computed[index[interior]] = True
-    empty = np.zeros((h, w), np.float32)
-    if not len(index):
-        return ActivityImages(empty, empty.copy(), empty.copy()), computed.reshape(h, w)
-    unique, positions = np.unique(np.where(index >= 0, index, h * w), return_inverse=True)
-    if unique[-1] == h * w:  # padding -> the zero column after the last pixel
-        unique = unique[:-1]
-    packed = np.where(index >= 0, positions.reshape(index.shape), len(unique))
-    model = share((A, None, gram, np.searchsorted(unique, pixels)))
-    layout = share((unique, packed))
-    parts = [dask.delayed(_packed_residual_sums)(block, model, int(starts[k]), int(starts[k + 1]), layout,
-                                                 width, threshold) for k, block in enumerate(blocks)]
-    (sums,) = dask.compute(tree_reduce(parts, combine_sums))
-    packed_images = images_from_sums(sums, valid=index >= 0)
-    images = []
-    for image in (packed_images.pnr, packed_images.correlation, packed_images.noise):
-        full = np.zeros(h * w, np.float32)
-        full[index[interior]] = image[interior]
-        images.append(full.reshape(h, w))
-    return ActivityImages(*images), computed.reshape(h, w)
+    around = ndimage.binary_dilation(near, structure=np.ones((3, 3), bool)).ravel()  # + their neighbours
+    around[covered] = False
+    used = np.r_[covered, np.flatnonzero(around)]  # covered first: the units' part is a slice, not a gather
+    images = [np.zeros(h * w, np.float32) for _ in range(3)]
+    if len(used):
+        neighbours = neighbour_table((h, w), used)
+        model = share((A, None, gram, slice(0, len(covered))))
+        pixels = share((used, neighbours))
+        parts = [dask.delayed(_residual_pixel_sums)(block, model, int(starts[k]), int(starts[k + 1]), pixels,
+                                                    width, threshold) for k, block in enumerate(blocks)]
+        (sums,) = dask.compute(tree_reduce(parts, combine_sums))
+        found = images_from_sums(sums, neighbours)
+        inside = near.ravel()[used]  # exact there: every neighbour is among the pixels used
+        for full, image in zip(images, (found.pnr, found.correlation, found.noise)):
+            full[used[inside]] = image[inside]
+    return ActivityImages(*(image.reshape(h, w) for image in images)), near
 
 
 def orthogonal_background(f: np.ndarray, traces: np.ndarray) -> np.ndarray:

@@ -100,7 +100,7 @@ def _refine(result: spatial.SpatialResult, C: np.ndarray, S: np.ndarray,
 def _search_residual(ctx: StepContext, Y, A: np.ndarray, C: np.ndarray, params: SpatialParams) -> dict:
     """7g: seeds on the activity image of the residual ``Y - A C_ls`` (``C_ls``: each
     frame's least-squares traces; the background stays, see ``residual_movie``; computed
-    only on the tiles near footprints, step 4's images of ``Y`` elsewhere; seeds
+    only on the pixels near footprints, step 4's images of ``Y`` elsewhere; seeds
     reaching ``residual_min_corr`` and ``residual_min_pnr``; step 4's other seed
     settings), footprints grown from them on the residual, those that are
     a found unit again dropped (:func:`..residual.new_units`). Two passes over ``Y``

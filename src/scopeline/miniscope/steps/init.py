@@ -5,7 +5,9 @@ Writes ``nndsvd_spatial`` (k, h, w; regularised, component 0 = background),
 frame when the recording is shorter than ``init.sample_frames``), ``variance_explained``
 (k,) cumulative, ``b_init`` (h, w) and ``f_init`` (sampled frames,) from component 0.
 The SVD reads only whole chunks spread over the recording (``init.sample_frames``
-frames), so its cost does not grow with the recording's length.
+frames), so its cost does not grow with the recording's length. With ``init.when =
+"needed"`` (default) the step computes and writes nothing unless step 4 uses the
+components (``detect.method = "watershed"``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ class InitStep(Step):
     params_model = InitParams
     version = "4"  # every pass on a sample of chunks
 
+    def fingerprint(self, ctx: StepContext, params: InitParams) -> dict:
+        return {"detect_method": _detect_method(ctx)}
+
     def run(self, ctx: StepContext, p: InitParams) -> dict:
+        if p.when == "needed" and _detect_method(ctx) != "watershed":
+            reason = "skipped: detect.method = 'seeds' does not use the NNDSVD components (init.when = 'always' computes them)"
+            ctx.log.info("init: %s", reason)
+            return {"skipped": reason}
         Y = ctx.read("Y")
         T, h, w = Y.shape
         if Y.chunks[0][0] != p.chunk_frames:
@@ -46,6 +55,12 @@ class InitStep(Step):
         ctx.report_figure(report.components_figure(mean_frame, spatial[1:], "NNDSVD components 1+"),
                           "components", "NNDSVD spatial components over the mean frame")
         return {"components": int(len(s)), "variance_explained": [round(float(c), 5) for c in cumulative]}
+
+
+def _detect_method(ctx: StepContext) -> str:
+    from ..params import DetectParams
+
+    return (ctx.all_params.detect if ctx.all_params is not None else DetectParams()).method
 
 
 STEP = InitStep()
