@@ -145,11 +145,12 @@ def _carbon(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(0.5 + dist / rng.uniform(0.7, 1.5), 0, 1)
 
 
-def _carbon_film(rng: np.random.Generator, image: np.ndarray, median: float, spread: float):
+def _carbon_film(rng: np.random.Generator, image: np.ndarray, median: float, spread: float, film_darker: float = 0.85):
     """(image, coverage) with carbon film pasted beyond a curved hole edge, as carbon looks
     on real micrographs (EMPIAR-10017): the film *replaces* the ice (no particles, or a
     few faint ones), carries its own fine grain as strong as the image's own pixel-scale
-    detail plus a slow mottle, is a little darker (sometimes brighter: 15 %) than the ice,
+    detail plus a slow mottle, is darker (thicker) than the ice -- brighter in a share
+    ``1 - film_darker`` --,
     and has a Fresnel fringe: a thin bright line on the hole side and a darker band on
     the film side. The film reaches 0.15-1.3 window sides in, so whole windows of film
     (no edge in view) are common: deep carbon must be recognised by its texture."""
@@ -166,7 +167,7 @@ def _carbon_film(rng: np.random.Generator, image: np.ndarray, median: float, spr
     detail = float(np.std(image - cv2.GaussianBlur(image, (0, 0), 2.0)))
     grain = _smooth_noise(rng, image.shape, rng.uniform(0.5, 1.2)) * detail * rng.uniform(0.6, 1.4)
     mottle = _smooth_noise(rng, image.shape, rng.uniform(2.0, 6.0)) * spread * rng.uniform(0.05, 0.35)
-    level = spread * (rng.uniform(0.3, 2.0) if rng.random() < 0.85 else -rng.uniform(0.2, 1.0))
+    level = spread * (rng.uniform(0.3, 2.0) if rng.random() < film_darker else -rng.uniform(0.2, 1.0))
     keep = rng.uniform(0.0, 0.25)  # few, faint particles on carbon (they partition into the holes)
     film = median - level + grain + mottle + keep * (image - median)
     out = image * (1 - cover) + film * cover
@@ -179,7 +180,7 @@ def _carbon_film(rng: np.random.Generator, image: np.ndarray, median: float, spr
 
 
 def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, n_max: int = 3,
-                  carbon: str = "overlay", carbon_share: float = 0.35):
+                  carbon: str = "overlay", carbon_share: float = 0.35, film_darker: float = 0.85):
     """Paste 1-``n_max`` simulated defects onto a clean model-scale ``image`` (particles
     dark). Contrast is in units of the image's own robust spread, so it suits any look.
 
@@ -206,7 +207,7 @@ def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray,
         kind = rng.choice(["carbon", "blob", "crystal", "ethane", "aggregate"],
                           p=[carbon_share, 0.3 * others, 0.15 * others, 0.1 * others, 0.1 * others])
         if kind == "carbon" and carbon == "film":
-            image, cover = _carbon_film(rng, image, float(median), spread)
+            image, cover = _carbon_film(rng, image, float(median), spread, film_darker)
         elif kind == "carbon":
             cover = _carbon(rng, shape)
             texture = _smooth_noise(rng, shape, rng.uniform(0.6, 2.0))

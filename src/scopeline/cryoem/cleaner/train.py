@@ -92,6 +92,7 @@ class TrainConfig:
     # carbon and shading of real windows (see augment.paste_defects / vary_look)
     carbon: str = "overlay"  # "film": pasted carbon replaces the ice, as on real micrographs
     carbon_share: float = 0.35  # share of pasted defects that are carbon film
+    film_darker: float = 0.85  # share of pasted "film" carbon darker than the ice (the rest brighter)
     shading_max: float = 1.5  # soft brighter/darker patches up to this many IQR
     shade_real_bad: bool = True  # False: no soft patches on windows holding labelled carbon/ice
     bad_oversample: float = 1.0  # real micrographs with labelled bad regions drawn this many times as often
@@ -199,7 +200,8 @@ def real_crop(rng: np.random.Generator, item, crop: int, window: int,
     image, mask, weight = sample_window(rng, item, context)
     shading = 0.7
     if item.clean and rng.random() < 0.6:
-        image, mask = paste_defects(rng, image, mask, carbon=config.carbon, carbon_share=config.carbon_share)
+        image, mask = paste_defects(rng, image, mask, carbon=config.carbon, carbon_share=config.carbon_share,
+                                    film_darker=config.film_darker)
     elif not config.shade_real_bad and (mask > 0.5).any():
         shading = 0.0  # a labelled darker region must not be taught as mere shading
     image = robust_normalise(vary_look(rng, image, shading=shading, shading_max=config.shading_max))
@@ -382,6 +384,8 @@ def parse_config(argv: list[str]) -> TrainConfig:
     parser.add_argument("--carbon", choices=["overlay", "film"], default="overlay",
                         help="pasted carbon: overlay on the ice, or film replacing it (augment.paste_defects)")
     parser.add_argument("--carbon-share", type=float, default=0.35, help="share of pasted defects that are carbon")
+    parser.add_argument("--film-darker", type=float, default=0.85,
+                        help="share of pasted film carbon darker than the ice (the rest brighter)")
     parser.add_argument("--shading-max", type=float, default=1.5, help="soft brighter/darker patches up to this many IQR")
     parser.add_argument("--no-shade-real-bad", action="store_true",
                         help="no soft patches on real windows holding labelled carbon/ice")
@@ -426,6 +430,7 @@ def parse_config(argv: list[str]) -> TrainConfig:
         window=args.window,
         carbon=args.carbon,
         carbon_share=args.carbon_share,
+        film_darker=args.film_darker,
         shading_max=args.shading_max,
         shade_real_bad=not args.no_shade_real_bad,
         bad_oversample=args.bad_oversample,
