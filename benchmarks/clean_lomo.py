@@ -10,7 +10,10 @@ held-out micrograph is then scored only by the model that never saw it, at the d
 threshold (chosen on simulated data, not on these micrographs). ``--full`` also trains the
 recipe on all 7 (``OUT/all/``: the shipped weights). Each fold is one
 ``python -m scopeline.cryoem.cleaner.train shipped`` process (``nice -n 10``, one torch
-thread); a fold whose ``train_log.json`` exists is skipped (resume).
+thread); a fold whose ``train_log.json`` exists is skipped (resume). Options after ``--``
+are added to every fold's recipe, to try a training option before it becomes the recipe::
+
+    python benchmarks/clean_lomo.py --out runs/try --only 15_27_22 -- --carbon film --carbon-share 0.35
 """
 
 from __future__ import annotations

@@ -69,6 +69,50 @@ def test_pasted_defects_change_the_image_where_the_mask_says():
         assert np.mean(np.abs(change[inside])) > 3 * np.mean(np.abs(change[outside]))
 
 
+def _particles_on_ice(rng, size=160, n=120):
+    """Model-scale ice with dark particle disks (radius 6 px) and pixel noise."""
+    image = rng.normal(0, 0.3, (size, size)).astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for y, x in rng.uniform(0, size, (n, 2)):
+        image[np.hypot(yy - y, xx - x) < 6] -= 1.0
+    return image
+
+
+def test_pasted_carbon_film_replaces_the_ice_without_particles():
+    rng = np.random.default_rng(4)
+    base = _particles_on_ice(rng)
+    q25, median, q75 = np.percentile(base, [25, 50, 75])
+    checked = 0
+    for seed in range(12):
+        image, mask = paste_defects(np.random.default_rng(seed), base, np.zeros_like(base), n_max=1,
+                                    carbon="film", carbon_share=1.0)
+        deep = cv2.erode((mask > 0.99).astype(np.uint8), np.ones((15, 15))) > 0  # away from the fringe
+        if deep.sum() < 200 or (mask < 0.01).sum() < 200:
+            continue
+        checked += 1
+        # another level than the ice (darker, sometimes brighter: >= 0.2 IQR less the faint kept particles)
+        assert abs(np.median(image[deep]) - median) > 0.1 * (q75 - q25)
+        # the particles are gone: the film hardly follows the ice it replaced
+        assert abs(np.corrcoef(image[deep], base[deep])[0, 1]) < 0.5
+    assert checked >= 4
+
+
+def test_normalisation_context_keeps_crop_and_labels_aligned():
+    from pathlib import Path
+
+    from scopeline.cryoem.cleaner.train import TrainConfig, real_crop
+
+    window = reduce(_half_bad())
+    rng = np.random.default_rng(5)
+    config = TrainConfig(out=Path("."), norm_context=160)
+    for _ in range(20):
+        image, mask, weight = real_crop(rng, window, 48, 96, config)
+        assert image.shape == mask.shape == weight.shape == (48, 48)
+        bad, good = (weight > 0) & (mask > 0.99), (weight > 0) & (mask < 0.01)
+        if bad.sum() > 50 and good.sum() > 50:
+            assert np.median(image[bad]) > np.median(image[good])  # the bad half is the bright one
+
+
 def test_look_variation_keeps_shape_and_finite_values():
     rng = np.random.default_rng(1)
     image = rng.normal(0, 1, (64, 80)).astype(np.float32)

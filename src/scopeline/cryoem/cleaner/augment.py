@@ -145,12 +145,49 @@ def _carbon(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(0.5 + dist / rng.uniform(0.7, 1.5), 0, 1)
 
 
-def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, n_max: int = 3):
+def _carbon_film(rng: np.random.Generator, image: np.ndarray, median: float, spread: float, film_darker: float = 0.85):
+    """(image, coverage) with carbon film pasted beyond a curved hole edge, as carbon looks
+    on real micrographs (EMPIAR-10017): the film *replaces* the ice (no particles, or a
+    few faint ones), carries its own fine grain as strong as the image's own pixel-scale
+    detail plus a slow mottle, is darker (thicker) than the ice -- brighter in a share
+    ``1 - film_darker`` --,
+    and has a Fresnel fringe: a thin bright line on the hole side and a darker band on
+    the film side. The film reaches 0.15-1.3 window sides in, so whole windows of film
+    (no edge in view) are common: deep carbon must be recognised by its texture."""
+    h, w = image.shape
+    side = max(h, w)
+    radius = float(np.exp(rng.uniform(np.log(1), np.log(8)))) * side
+    angle = rng.uniform(0, 2 * np.pi)
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    edge = np.array([w / 2, h / 2]) + (side / 2 - rng.uniform(0.15, 1.3) * side) * direction
+    centre = edge - radius * direction  # hole centre; film beyond the arc
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dist = np.hypot(xx - centre[0], yy - centre[1]) - radius + 1.5 * _smooth_noise(rng, image.shape, 20)
+    cover = np.clip(0.5 + dist / rng.uniform(0.7, 1.5), 0, 1).astype(np.float32)
+    detail = float(np.std(image - cv2.GaussianBlur(image, (0, 0), 2.0)))
+    grain = _smooth_noise(rng, image.shape, rng.uniform(0.5, 1.2)) * detail * rng.uniform(0.6, 1.4)
+    mottle = _smooth_noise(rng, image.shape, rng.uniform(2.0, 6.0)) * spread * rng.uniform(0.05, 0.35)
+    level = spread * (rng.uniform(0.3, 2.0) if rng.random() < film_darker else -rng.uniform(0.2, 1.0))
+    keep = rng.uniform(0.0, 0.25)  # few, faint particles on carbon (they partition into the holes)
+    film = median - level + grain + mottle + keep * (image - median)
+    out = image * (1 - cover) + film * cover
+    bright = rng.uniform(0.5, 2.5) * spread * np.exp(-((dist + rng.uniform(0.5, 2.0)) ** 2) / (2 * rng.uniform(0.5, 1.2) ** 2))
+    dark_width = rng.uniform(1.5, 6.0)
+    dark = rng.uniform(0.2, 1.5) * spread * np.exp(-np.clip(dist, 0, None) / dark_width) * cover
+    sign = 1 if rng.random() < 0.8 else -1
+    out = out + sign * (bright - dark)
+    return out.astype(np.float32), cover
+
+
+def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, n_max: int = 3,
+                  carbon: str = "overlay", carbon_share: float = 0.35, film_darker: float = 0.85):
     """Paste 1-``n_max`` simulated defects onto a clean model-scale ``image`` (particles
     dark). Contrast is in units of the image's own robust spread, so it suits any look.
 
-    * carbon film beyond a curved hole edge: darker or brighter, own granular texture,
-      a bright/dark fringe along the edge;
+    * carbon film beyond a curved hole edge (share ``carbon_share`` of the defects):
+      ``carbon="overlay"`` darkens or brightens the ice, adds a granular texture and a
+      bright/dark fringe (particles stay at 0-70 % strength); ``carbon="film"`` replaces
+      the ice by film as it looks on real micrographs (:func:`_carbon_film`);
     * contamination: dark star-shaped blobs with a bright Fresnel halo;
     * crystalline ice: hexagons (or other polygons), bright or dark, with bend contours;
     * ethane droplets: round, smooth, a little darker with a faint rim;
@@ -166,8 +203,12 @@ def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray,
         yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32) / max(shape)
         image += spread * rng.uniform(-1, 1) * (np.cos(rng.uniform(0, 6.3)) * xx + np.sin(rng.uniform(0, 6.3)) * yy)
     for _ in range(int(rng.integers(1, n_max + 1))):
-        kind = rng.choice(["carbon", "blob", "crystal", "ethane", "aggregate"], p=[0.35, 0.3, 0.15, 0.1, 0.1])
-        if kind == "carbon":
+        others = (1 - carbon_share) / 0.65
+        kind = rng.choice(["carbon", "blob", "crystal", "ethane", "aggregate"],
+                          p=[carbon_share, 0.3 * others, 0.15 * others, 0.1 * others, 0.1 * others])
+        if kind == "carbon" and carbon == "film":
+            image, cover = _carbon_film(rng, image, float(median), spread, film_darker)
+        elif kind == "carbon":
             cover = _carbon(rng, shape)
             texture = _smooth_noise(rng, shape, rng.uniform(0.6, 2.0))
             level = rng.uniform(0.3, 2.5) * (1 if rng.random() < 0.85 else -0.5)
@@ -206,11 +247,12 @@ def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray,
     return image, np.clip(mask, 0, 1)
 
 
-def vary_look(rng: np.random.Generator, image: np.ndarray, shading: float = 0.7) -> np.ndarray:
+def vary_look(rng: np.random.Generator, image: np.ndarray, shading: float = 0.7, shading_max: float = 1.5) -> np.ndarray:
     """A random "look" of the same micrograph: what preprocessing, export and detectors do.
 
     Each with some probability: slow shading (ice thickness, illumination; not a bad
-    region; probability ``shading``), contrast stretch + gamma, resampling down and back up
+    region; probability ``shading``, amplitude 0.2-``shading_max`` times the image's
+    interquartile range), contrast stretch + gamma, resampling down and back up
     (another pixel size), Gaussian blur (denoised), added white noise (raw),
     CLAHE (contrast-equalised), 8-bit quantisation with clipped tails, JPEG compression.
     """
@@ -220,7 +262,7 @@ def vary_look(rng: np.random.Generator, image: np.ndarray, shading: float = 0.7)
         # defects: EMPIAR-10059's slightly brighter corners were flagged without this
         q25, q75 = np.percentile(image, [25, 75])
         pattern = _smooth_noise(rng, image.shape, max(image.shape) * rng.uniform(0.1, 0.5))
-        image = image + float(q75 - q25) * rng.uniform(0.2, 1.5) * pattern
+        image = image + float(q75 - q25) * rng.uniform(0.2, max(shading_max, 0.2)) * pattern
     lo, hi = np.percentile(image, [0.5, 99.5])
     unit = np.clip((image - lo) / max(float(hi - lo), 1e-6), 0, 1)
     if rng.random() < 0.5:

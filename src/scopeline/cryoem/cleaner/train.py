@@ -89,6 +89,14 @@ class TrainConfig:
     label_format: str = "classes"  # see realdata.labels_to_target
     real_fraction: float = 0.75  # share of each batch from real micrographs, if any
     window: int = 192  # real windows are cut, augmented and normalised at this size
+    # carbon and shading of real windows (see augment.paste_defects / vary_look)
+    carbon: str = "overlay"  # "film": pasted carbon replaces the ice, as on real micrographs
+    carbon_share: float = 0.35  # share of pasted defects that are carbon film
+    film_darker: float = 0.85  # share of pasted "film" carbon darker than the ice (the rest brighter)
+    shading_max: float = 1.5  # soft brighter/darker patches up to this many IQR
+    shade_real_bad: bool = True  # False: no soft patches on windows holding labelled carbon/ice
+    bad_oversample: float = 1.0  # real micrographs with labelled bad regions drawn this many times as often
+    norm_context: int = 0  # > window: real windows are augmented and normalised at this size, then cut to window
 
 
 def _simulate(seed: int, size: int, vary: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -181,14 +189,25 @@ def real_items(config: TrainConfig) -> list:
     return [reduce(m) for m in items if m.name not in set(config.hold_out)]
 
 
-def real_crop(rng: np.random.Generator, item, crop: int, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One augmented, normalised training crop (image, bad fraction, weight) of a real item."""
+def real_crop(rng: np.random.Generator, item, crop: int, window: int,
+              config: TrainConfig | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One augmented, normalised training crop (image, bad fraction, weight) of a real
+    item (carbon and shading options from ``config``; defaults without)."""
     from scopeline.cryoem.cleaner.augment import paste_defects, sample_window, vary_look
 
-    image, mask, weight = sample_window(rng, item, window)
+    config = config or TrainConfig(out=Path("."))
+    context = max(window, config.norm_context)
+    image, mask, weight = sample_window(rng, item, context)
+    shading = 0.7
     if item.clean and rng.random() < 0.6:
-        image, mask = paste_defects(rng, image, mask)
-    image = robust_normalise(vary_look(rng, image))
+        image, mask = paste_defects(rng, image, mask, carbon=config.carbon, carbon_share=config.carbon_share,
+                                    film_darker=config.film_darker)
+    elif not config.shade_real_bad and (mask > 0.5).any():
+        shading = 0.0  # a labelled darker region must not be taught as mere shading
+    image = robust_normalise(vary_look(rng, image, shading=shading, shading_max=config.shading_max))
+    if context > window:  # normalised over the context (closer to a whole micrograph), keep the middle
+        o = (context - window) // 2
+        image, mask, weight = (a[o : o + window, o : o + window] for a in (image, mask, weight))
     y, x = (rng.integers(0, window - crop + 1) for _ in range(2))
     image, mask, weight = (a[y : y + crop, x : x + crop] for a in (image, mask, weight))
     k = int(rng.integers(4))
@@ -213,6 +232,8 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
     user = [load_pair(m, k, config.box_size) for m, k in config.pairs] if config.pairs else []
     real = real_items(config)
     log(f"real micrographs: {[m.name for m in real]}")
+    odds = np.array([config.bad_oversample if len(m.bad_pixels) else 1.0 for m in real])
+    draw = odds / odds.sum() if len(real) else None
 
     validation = [_simulate(VALIDATION_SEED + i, config.image_size, config.vary_sampling) for i in range(8)]
     base_seed = config.seed * 1_000_000
@@ -241,7 +262,7 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
             images, masks, weights = [], [], []
             for _ in range(config.batch):
                 if real and (not simulated or rng.random() < config.real_fraction):
-                    image, mask, weight = real_crop(rng, real[rng.integers(len(real))], config.crop, config.window)
+                    image, mask, weight = real_crop(rng, real[rng.choice(len(real), p=draw) if config.bad_oversample != 1 else rng.integers(len(real))], config.crop, config.window, config)
                 else:
                     source = user if user and (not simulated or rng.random() < config.user_fraction) else buffer
                     image, mask = _random_crop(rng, *source[rng.integers(len(source))], config.crop)
@@ -360,6 +381,18 @@ def parse_config(argv: list[str]) -> TrainConfig:
     parser.add_argument("--label-format", choices=["classes", "binary"], default="classes")
     parser.add_argument("--real-fraction", type=float, default=0.75, help="share of each batch from real micrographs")
     parser.add_argument("--window", type=int, default=192, help="real windows are augmented and normalised at this size")
+    parser.add_argument("--carbon", choices=["overlay", "film"], default="overlay",
+                        help="pasted carbon: overlay on the ice, or film replacing it (augment.paste_defects)")
+    parser.add_argument("--carbon-share", type=float, default=0.35, help="share of pasted defects that are carbon")
+    parser.add_argument("--film-darker", type=float, default=0.85,
+                        help="share of pasted film carbon darker than the ice (the rest brighter)")
+    parser.add_argument("--shading-max", type=float, default=1.5, help="soft brighter/darker patches up to this many IQR")
+    parser.add_argument("--no-shade-real-bad", action="store_true",
+                        help="no soft patches on real windows holding labelled carbon/ice")
+    parser.add_argument("--bad-oversample", type=float, default=1.0,
+                        help="real micrographs with labelled carbon/ice drawn this many times as often")
+    parser.add_argument("--norm-context", type=int, default=0,
+                        help="real windows are augmented and normalised at this size (> --window), then cut to --window")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (results depend on it)")
     parser.add_argument("--buffer", type=int, default=160, help="simulated micrographs kept for cropping")
     parser.add_argument("--refresh-every", type=int, default=2, help="steps between two new simulated micrographs")
@@ -395,6 +428,13 @@ def parse_config(argv: list[str]) -> TrainConfig:
         refresh_every=args.refresh_every,
         threads=args.threads,
         window=args.window,
+        carbon=args.carbon,
+        carbon_share=args.carbon_share,
+        film_darker=args.film_darker,
+        shading_max=args.shading_max,
+        shade_real_bad=not args.no_shade_real_bad,
+        bad_oversample=args.bad_oversample,
+        norm_context=args.norm_context,
     )
 
 
