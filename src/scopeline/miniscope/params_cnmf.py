@@ -57,6 +57,16 @@ class TemporalParams(_Params):
         8, ge=0, description="spatially extended background components (1-photon haze, neuropil) with own time courses"
     )
     background_pixels: int = Field(2000, ge=10, description="pixels away from all units sampled to find them")
+    background_model: Literal["lowrank", "ring"] = Field(
+        "lowrank", description="lowrank: the background is only the components b f above. ring (CNMF-E, "
+        "cnmf/ring_background.py): after this step's update, each pixel's background is also fitted as a constant "
+        "plus a weight times the mean of Y - A C on a ring around it (local neuropil and out-of-focus haze that a "
+        "few extended components cannot follow); steps 7 and 8 then work on Y minus it (one more pass over Y here "
+        "and in step 7, the subtraction computed in every later pass)")
+    ring_radius: int = Field(
+        5, ge=1, description="ring: inner radius (px, Chebyshev: a square annulus) of the ring, a bit more than a "
+        "cell's radius so the ring lies outside the cell")
+    ring_width: int = Field(2, ge=1, description="ring: width (px) of the ring")
     use_float32: bool = Field(True, description="compute YrA in float32")
     fix_nan: bool = Field(True, description="replace NaN in the movie by 0 before projecting")
     frame_chunk: int = Field(100, ge=1, description="frames per chunk in every pass over the movie (memory per worker)")
