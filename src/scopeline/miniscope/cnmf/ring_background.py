@@ -87,6 +87,23 @@ def ring_means(frames: np.ndarray, radius: int, width: int = 2, mask: np.ndarray
     return out[0] if single else out
 
 
+def ring_radius_for(A, level: float = 0.3, factor: float = 1.25, smallest: int = 2) -> int:
+    """A ring radius (px) just outside the typical cell: ``factor`` x the median equivalent
+    radius ``sqrt(area / pi)`` of the footprints' pixels above ``level`` x their max
+    (at least ``smallest``). ``A``: (units, h, w) array or sparse (units, pixels).
+
+    On the crowded-field simulator (cells of 4.0 px radius at 30 % of max) this gives 5,
+    the best of the radii tried (3-8) on its harder setting."""
+    if A.shape[0] == 0:
+        return int(smallest)
+    A = sparse.csr_matrix(A.reshape(len(A), -1) if not sparse.issparse(A) else A)
+    peak = A.max(axis=1).toarray().ravel()
+    rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+    area = np.bincount(rows[A.data > level * peak[rows]], minlength=A.shape[0])
+    return max(int(smallest), int(round(factor * np.sqrt(np.median(area[area > 0]) / np.pi)))) if (area > 0).any() \
+        else int(smallest)
+
+
 @dataclass
 class RingStatistics:
     """Per-pixel sums over frames of the residual ``z`` and its ring mean ``r``."""

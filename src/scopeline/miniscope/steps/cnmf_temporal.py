@@ -73,8 +73,9 @@ class TemporalStep(Step):
                            **{k: v for k, v in result.items() if k != "converged"})
         ctx.write("f", f.astype(np.float32))
         if params.background_model == "ring":  # fitted given the kept units (one more pass over Y)
-            save_ring(ctx, ring_background.fit_ring_movie(Y, Af[np.flatnonzero(keep)], result["C"][keep], params.ring_radius,
-                                                          params.ring_width, field))
+            kept = Af[np.flatnonzero(keep)]
+            radius = params.ring_radius or ring_background.ring_radius_for(kept)
+            save_ring(ctx, ring_background.fit_ring_movie(Y, kept, result["C"][keep], radius, params.ring_width, field))
         traces_figure(ctx, YrA[keep], result["C"][keep], result["S"][keep], ids[keep], 6, "traces",
                       "YrA (grey), denoised calcium C and inferred spikes (ticks)", ctx.fps)
         return {"units_in": len(ids), "units_kept": int(keep.sum()), "ar_order": settings.ar_order,
