@@ -131,11 +131,11 @@ def test_movie_versions_match_numpy():
 
 def test_ring_radius_from_the_footprints():
     yy, xx = np.mgrid[:40, :40]
-    # discs of radius 4 px (area 49 px above any level < 1): equivalent radius 3.95 -> 1.25 x = 4.9
+    # discs of radius 4 px (area 49 px above any level < 1): equivalent radius 3.95 -> 2 x = 7.9
     A = np.stack([(np.hypot(yy - 10 - 20 * i, xx - 20) <= 4).astype(np.float32) for i in range(2)])
     assert (A[0] > 0).sum() == 49
-    assert rb.ring_radius_for(A) == 5
-    assert rb.ring_radius_for(A, factor=2.0) == 8
+    assert rb.ring_radius_for(A) == 8
+    assert rb.ring_radius_for(A, factor=1.25) == 5
     # the level counts: a Gaussian of sigma 2 px is 30 % of its max out to 2 sqrt(2 ln(1/0.3)) = 3.1 px
     gauss = np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / (2 * 2.0**2))[None]
     assert rb.ring_radius_for(gauss, factor=1.0) == 3
