@@ -26,7 +26,7 @@ class TemporalStep(Step):
     name = "cnmf_temporal"
     title = "CNMF temporal update"
     params_model = TemporalParams
-    version = "3"  # 2: float16 movie read in place, fused passes; 3: ring background (option)
+    version = "2"  # float16 movie read in place, fused passes
 
     def run(self, ctx: StepContext, params: TemporalParams) -> dict:
         Y = read_movie(ctx)
