@@ -120,3 +120,19 @@ def test_nan_in_footprints_fails_clearly(tmp_path):
 def test_missing_upstream_fails_clearly(tmp_path):
     with pytest.raises(ScopelineError, match="no stored array 'Y'"):
         run_cnmf_steps(tmp_path, names=["noise"])
+
+
+def test_ring_background_runs_through_steps_6_to_8(tmp_path):
+    """background_model='ring': steps 6 and 7 store a ring background (step 7's refitted
+    on its units), steps 7-8 fit Y minus it, and the cells are still all found (issue 11's
+    sparse target: F1 >= 0.97) with their traces (corr C >= 0.95)."""
+    data = make_cnmf_movie(h=48, w=48, n=8, T=800, seed=11)
+    write_fake_upstream(tmp_path, data)
+    run_cnmf_steps(tmp_path, params={"cnmf_temporal": {"background_model": "ring", "ring_radius": 6}})
+    for step in ("cnmf_temporal", "cnmf_spatial"):
+        ring = json.loads((tmp_path / "steps" / step / "ring_background.json").read_text())
+        assert ring["radius"] == 6 and ring["width"] == 2
+    A, C, S = (np.load(tmp_path / "export" / f"{k}.npy") for k in "ACS")
+    result = accuracy_summary(A, C, S, data["A"], data["C"], data["S"])
+    assert result["f1"] >= 0.97
+    assert result["median_corr_C"] >= 0.95

@@ -57,6 +57,23 @@ class TemporalParams(_Params):
         8, ge=0, description="spatially extended background components (1-photon haze, neuropil) with own time courses"
     )
     background_pixels: int = Field(2000, ge=10, description="pixels away from all units sampled to find them")
+    background_model: Literal["lowrank", "ring"] = Field(
+        "lowrank", description="lowrank: the background is only the components b f above. ring (CNMF-E, "
+        "cnmf/ring_background.py): after this step's update, each pixel's background is also fitted as a constant "
+        "plus a weight times the mean of Y - A C on a ring around it (local neuropil and out-of-focus haze that a "
+        "few extended components cannot follow); steps 7 and 8 then work on Y minus it (one more pass over Y here "
+        "and in step 7, the subtraction computed in every later pass). Crowded-field simulator, seed 0, hard "
+        "setting: F1 0.800 -> 0.823 (150 cells), 0.825 -> 0.840 (250), corr S 0.78 -> 0.82 / 0.77 -> 0.79; default "
+        "setting, six fields: F1 0.899-0.951 (lowrank 0.891-0.933), corr C 0.950-0.962, corr S 0.840-0.883; not "
+        "the default because one sparse field fell to corr C 0.949 (target 0.95; docs/miniscope_cnmf.md)")
+    ring_radius: int | None = Field(
+        None, ge=1, description="ring: inner radius (px, Chebyshev: a square annulus) of the ring, beyond a cell's "
+        "radius so that the ring lies outside the cell; None: 2 x the median equivalent radius of the kept units' "
+        "footprints above 30 % of their max (8 px on both simulators, whose cells measure about 4 px there). "
+        "Smaller rings suit crowded fields better (hard setting, 250 cells: F1 0.868 at 4 px, 0.860 at 5) but at "
+        "5 px sparse fields of overlapping, strongly active neurons lost corr C (0.964 -> 0.948): the ring lay on "
+        "the neighbours")
+    ring_width: int = Field(2, ge=1, description="ring: width (px) of the ring")
     use_float32: bool = Field(True, description="compute YrA in float32")
     fix_nan: bool = Field(True, description="replace NaN in the movie by 0 before projecting")
     frame_chunk: int = Field(100, ge=1, description="frames per chunk in every pass over the movie (memory per worker)")

@@ -7,7 +7,7 @@ import numpy as np
 from scipy import ndimage, sparse
 
 from ...errors import InputError
-from ..cnmf import temporal
+from ..cnmf import ring_background, temporal
 from ..float16 import as_dtype
 from .base import StepContext
 
@@ -35,6 +35,27 @@ def read_movie(ctx: StepContext, frames_per_chunk: int | None = None):
         Y = da.from_zarr(str(ctx.store_path), component=component,
                          chunks=(min(frames_per_chunk, Y.shape[0]),) + Y.shape[1:])
     return Y
+
+
+def field_mask(ctx: StepContext, shape: tuple[int, int]) -> np.ndarray:
+    """The imaging field (crop mask), or every pixel when the crop step stored none."""
+    return load_array(ctx, "crop_mask").astype(bool) if ctx.has("crop_mask") else np.ones(shape, bool)
+
+
+def save_ring(ctx: StepContext, model: ring_background.RingModel) -> None:
+    """Store a fitted ring background (weights, offsets and the ring) in the current step."""
+    ctx.write("ring_weight", model.weight)
+    ctx.write("ring_offset", model.offset)
+    ctx.write_json("ring_background", {"radius": model.radius, "width": model.width, "doi": ring_background.DOI})
+
+
+def load_ring(ctx: StepContext, step: str) -> ring_background.RingModel | None:
+    """The ring background stored by ``step``, or None when that step fitted none."""
+    if not (ctx.out_dir / "steps" / step / "ring_background.json").exists():  # (a re-run step is cleared first)
+        return None
+    ring = ctx.read_json(f"{step}/ring_background")
+    return ring_background.RingModel(load_array(ctx, f"{step}/ring_weight"), load_array(ctx, f"{step}/ring_offset"),
+                                     int(ring["radius"]), int(ring["width"]))
 
 
 def require_units(ctx: StepContext, A: np.ndarray, name: str) -> None:

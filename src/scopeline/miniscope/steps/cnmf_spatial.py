@@ -5,11 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..cnmf import spatial
+from ..cnmf.ring_background import fit_ring_movie, subtract_ring_movie
 from ..params import DetectParams
 from ..params_cnmf import SpatialParams
 from ..residual import new_units, orthogonal_background, residual_activity_images, residual_movie
 from .base import Step, StepContext
-from .cnmf_common import load_array, outline_overlay, read_movie, require_units, write_units
+from .cnmf_common import (
+    field_mask,
+    load_array,
+    load_ring,
+    outline_overlay,
+    read_movie,
+    require_units,
+    save_ring,
+    write_units,
+)
 
 #: frames each task of the statistics pass reads (straight from the store) and sums, 100 at
 #: a time: every task returns frame-sized partial sums, so fewer tasks move less data
@@ -31,6 +41,9 @@ class SpatialStep(Step):
         f = load_array(ctx, "cnmf_temporal/f").astype(np.float64)
         noise_map = load_array(ctx, "noise/noise_map")
         require_units(ctx, A, "A")
+        field = field_mask(ctx, A.shape[1:])
+        ring = load_ring(ctx, "cnmf_temporal")
+        movie = Y if ring is None else subtract_ring_movie(Y, A, C, ring, field)  # the updates fit Y - B
         before = outline_overlay(A)  # for the figure (the dense stacks are freed as soon as used)
 
         # 7d: settle the penalty range and min_std
@@ -41,7 +54,7 @@ class SpatialStep(Step):
         if params.auto_suggest:
             params = params.model_copy(update={k: suggested[k] for k in ("min_penalty", "max_penalty", "min_std")})
         # 7a-7c, 7e
-        result = spatial.spatial_update(Y, A, C, f, noise_map, params, frames_per_task=FRAMES_PER_TASK)
+        result = spatial.spatial_update(movie, A, C, f, noise_map, params, frames_per_task=FRAMES_PER_TASK)
         n_before = len(A)
         del A
         arrays, reasons = _refine(result, C, S, params)
@@ -61,7 +74,7 @@ class SpatialStep(Step):
             S = np.concatenate([arrays["S"], np.zeros_like(found["C"])])
             f = orthogonal_background(f, found["C"])
             del arrays
-            result = spatial.spatial_update(Y, A, C, f, noise_map, params, frames_per_task=FRAMES_PER_TASK)
+            result = spatial.spatial_update(movie, A, C, f, noise_map, params, frames_per_task=FRAMES_PER_TASK)
             del A
             arrays, reasons = _refine(result, C, S, params)
         ctx.write_json("residual_search", searches)
@@ -71,6 +84,9 @@ class SpatialStep(Step):
         ctx.write("b", result.b)
         ctx.write("f", f.astype(np.float32))
         ctx.write("pixel_std", result.pixel_std)
+        if ring is not None:  # refitted given the updated units, for step 8
+            rows = np.flatnonzero(keep)
+            save_ring(ctx, fit_ring_movie(Y, arrays["A"][rows], arrays["C"][rows], ring.radius, ring.width, field))
         after = outline_overlay(arrays["A"] if keep.all() else arrays["A"][keep])
         _figure(ctx, load_array(ctx, "mean_frame"), (before, n_before), (after, int(keep.sum())))
         return {"units_in": n_before, "units_added": len(ids) - n_before, "units_kept": int(keep.sum()),

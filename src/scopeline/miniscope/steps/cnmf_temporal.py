@@ -5,16 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import InputError
-from ..cnmf import temporal
+from ..cnmf import ring_background, temporal
 from ..params_cnmf import TemporalParams
 from .base import Step, StepContext
 from .cnmf_common import (
+    field_mask,
     footprint_matrix,
     initial_yra,
     load_array,
     read_movie,
     require_units,
     run_temporal_update,
+    save_ring,
     traces_figure,
     write_units,
 )
@@ -32,7 +34,7 @@ class TemporalStep(Step):
         ids = load_array(ctx, "noise/unit_ids")
         require_units(ctx, A, "A")
         Af = footprint_matrix(A)
-        field = load_array(ctx, "crop_mask").astype(bool) if ctx.has("crop_mask") else np.ones(A.shape[1:], bool)
+        field = field_mask(ctx, A.shape[1:])
 
         # 6a (with the 6b reference for sampled units and frames computed in the same pass)
         n_background = params.background_components if params.subtract_background else 0
@@ -70,6 +72,10 @@ class TemporalStep(Step):
         keep = write_units(ctx, "temporal filter", ids, reasons, A=A, YrA=YrA,
                            **{k: v for k, v in result.items() if k != "converged"})
         ctx.write("f", f.astype(np.float32))
+        if params.background_model == "ring":  # fitted given the kept units (one more pass over Y)
+            kept = Af[np.flatnonzero(keep)]
+            radius = params.ring_radius or ring_background.ring_radius_for(kept)
+            save_ring(ctx, ring_background.fit_ring_movie(Y, kept, result["C"][keep], radius, params.ring_width, field))
         traces_figure(ctx, YrA[keep], result["C"][keep], result["S"][keep], ids[keep], 6, "traces",
                       "YrA (grey), denoised calcium C and inferred spikes (ticks)", ctx.fps)
         return {"units_in": len(ids), "units_kept": int(keep.sum()), "ar_order": settings.ar_order,

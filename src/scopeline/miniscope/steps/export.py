@@ -21,12 +21,15 @@ from ...errors import InputError
 from ...io.atomic import atomic_path
 from ...io.exports import write_exports
 from ..cnmf import temporal
+from ..cnmf.ring_background import subtract_ring_movie
 from ..coordinates import footprints_in_input
 from ..params_cnmf import ExportParams
 from .base import Step, StepContext, codec
 from .cnmf_common import (
+    field_mask,
     final_yra,
     load_array,
+    load_ring,
     outline_overlay,
     read_movie,
     require_units,
@@ -55,6 +58,9 @@ class ExportStep(Step):
         # 8a-8b
         if not params.include_background:
             b = b[:0]
+        ring = load_ring(ctx, "cnmf_spatial")
+        if ring is not None:  # YrA from Y minus the ring background of step 7's units
+            Y = subtract_ring_movie(Y, A, C, ring, field_mask(ctx, A.shape[1:]))
         YrA, f = final_yra(Y, A, C, b)
         result = run_temporal_update(YrA, settings, params.chunk_size, params.overlap, stored["max_iterations"],
                                      stored["tolerance"], ctx.fps, stored["shared_kernel"], stored["max_decay_time"],
