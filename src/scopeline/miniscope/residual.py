@@ -12,7 +12,9 @@ does that without holding the movie:
   frames minus the units' part), with by default each frame's least-squares traces, read
   by the same one-pass kernels as the initialisation: the activity images
   (:func:`.summary_images.activity_images`) and the footprints grown from seeds
-  (:func:`.seed_init.seed_footprints`);
+  (:func:`.seed_init.seed_footprints`); :func:`residual_activity_images` computes the
+  activity images only on the pixels where they can differ from those of ``Y`` (under a
+  footprint or next to one), so the search costs one pass over a fifth of a sparse field;
 * :func:`new_units` keeps the residual's seeds whose footprint is not one of the found
   units again: a new unit overlapping a found one (``min_overlap`` of the smaller
   support) AND whose residual trace correlates with its trace (``min_corr``) is the
