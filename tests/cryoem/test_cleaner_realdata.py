@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from scopeline.cryoem.cleaner.augment import paste_defects, reduce, sample_window, vary_look
+from scopeline.cryoem.cleaner.augment import paste_defects, phase_randomised, reduce, sample_window, vary_look
 from scopeline.cryoem.cleaner.realdata import BAD, GOOD, IGNORE, Labelled, labels_to_target, pair_folders, read_labelled
 from scopeline.cryoem.cleaner.realeval import evaluate_micrograph
 from scopeline.errors import InputError
@@ -78,14 +78,15 @@ def _particles_on_ice(rng, size=160, n=120):
     return image
 
 
-def test_pasted_carbon_film_replaces_the_ice_without_particles():
+@pytest.mark.parametrize("grain", ["fine", "spectrum"])
+def test_pasted_carbon_film_replaces_the_ice_without_particles(grain):
     rng = np.random.default_rng(4)
     base = _particles_on_ice(rng)
     q25, median, q75 = np.percentile(base, [25, 50, 75])
     checked = 0
     for seed in range(12):
         image, mask = paste_defects(np.random.default_rng(seed), base, np.zeros_like(base), n_max=1,
-                                    carbon="film", carbon_share=1.0)
+                                    carbon="film", carbon_share=1.0, film_grain=grain)
         deep = cv2.erode((mask > 0.99).astype(np.uint8), np.ones((15, 15))) > 0  # away from the fringe
         if deep.sum() < 200 or (mask < 0.01).sum() < 200:
             continue
@@ -95,6 +96,17 @@ def test_pasted_carbon_film_replaces_the_ice_without_particles():
         # the particles are gone: the film hardly follows the ice it replaced
         assert abs(np.corrcoef(image[deep], base[deep])[0, 1]) < 0.5
     assert checked >= 4
+
+
+def test_spectrum_grain_has_the_ice_power_at_every_scale_but_no_particles():
+    base = _particles_on_ice(np.random.default_rng(4))
+    grain = phase_randomised(np.random.default_rng(0), base)
+    power = lambda a: np.abs(np.fft.rfft2(a - a.mean())) ** 2  # noqa: E731
+    assert np.allclose(power(grain), power(base), rtol=1e-3, atol=1e-3 * power(base).max())
+    skew = lambda a: float(np.mean((a - a.mean()) ** 3) / a.std() ** 3)  # noqa: E731
+    assert skew(base) < -1.0  # dark disks: a long dark tail
+    assert abs(skew(grain)) < 0.2  # Gaussian texture: the disks' shapes are gone
+    assert abs(np.corrcoef(grain.ravel(), base.ravel())[0, 1]) < 0.1
 
 
 def test_normalisation_context_keeps_crop_and_labels_aligned():

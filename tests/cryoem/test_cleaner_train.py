@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from scopeline.cryoem.cleaner.onnx_export import load_unet  # noqa: E402
 from scopeline.cryoem.cleaner.predict import BadRegionModel  # noqa: E402
-from scopeline.cryoem.cleaner.train import TrainConfig, load_pair, train  # noqa: E402
+from scopeline.cryoem.cleaner.train import TrainConfig, WeightAverage, load_pair, train  # noqa: E402
 
 
 def _write_mrc(path, data):
@@ -45,6 +45,22 @@ def test_tiny_training_run_writes_consistent_models(tmp_path):
     first = torch.load(tmp_path / "run" / "cleaner_unet.pt", weights_only=True)["state_dict"]
     second = torch.load(tmp_path / "again" / "cleaner_unet.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_weight_average_is_the_exponential_moving_average_of_the_steps():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    average = WeightAverage(model, decay=0.5)
+    expected = model[0].weight.detach().clone()
+    for step, value in enumerate([1.0, 2.0, 3.0, 4.0], start=1):
+        with torch.no_grad():
+            model[0].weight.fill_(value)
+        model[1].num_batches_tracked += 1
+        average.update(model)
+        decay = min(0.5, (1 + step) / (10 + step))  # a shorter memory over the first steps
+        expected = decay * expected + (1 - decay) * value
+    assert torch.allclose(average.model[0].weight, expected)
+    assert int(average.model[1].num_batches_tracked) == 4  # counters are copied, not averaged
+    assert not torch.equal(average.model[0].weight, model[0].weight)
 
 
 def test_user_pair_is_brought_to_model_scale(tmp_path):

@@ -92,11 +92,13 @@ class TrainConfig:
     # carbon and shading of real windows (see augment.paste_defects / vary_look)
     carbon: str = "overlay"  # "film": pasted carbon replaces the ice, as on real micrographs
     carbon_share: float = 0.35  # share of pasted defects that are carbon film
+    film_grain: str = "fine"  # "spectrum": film grain with the ice's own power spectrum (augment._carbon_film)
     film_darker: float = 0.85  # share of pasted "film" carbon darker than the ice (the rest brighter)
     shading_max: float = 1.5  # soft brighter/darker patches up to this many IQR
     shade_real_bad: bool = True  # False: no soft patches on windows holding labelled carbon/ice
     bad_oversample: float = 1.0  # real micrographs with labelled bad regions drawn this many times as often
     norm_context: int = 0  # > window: real windows are augmented and normalised at this size, then cut to window
+    ema: float = 0.0  # > 0: the weights written are an exponential moving average (this decay per step)
 
 
 def _simulate(seed: int, size: int, vary: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +156,30 @@ def _random_crop(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, 
     return image, mask
 
 
+class WeightAverage:
+    """Exponential moving average of a network's weights and batch-norm statistics
+    (``decay`` per step). The average of the last few hundred steps generalises better
+    and varies less from one training to the next than the last step's weights
+    (Polyak & Juditsky 1992, doi:10.1137/0330046)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        import copy
+
+        self.model = copy.deepcopy(model)
+        self.decay = float(decay)
+        self.steps = 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))  # short memory at the start
+        for mine, theirs in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if mine.dtype.is_floating_point:
+                mine.lerp_(theirs, 1 - decay)
+            else:
+                mine.copy_(theirs)
+
+
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Binary cross-entropy plus soft Dice on the bad class; ``weight`` 0 ignores a pixel."""
     if weight is None:
@@ -201,7 +227,7 @@ def real_crop(rng: np.random.Generator, item, crop: int, window: int,
     shading = 0.7
     if item.clean and rng.random() < 0.6:
         image, mask = paste_defects(rng, image, mask, carbon=config.carbon, carbon_share=config.carbon_share,
-                                    film_darker=config.film_darker)
+                                    film_darker=config.film_darker, film_grain=config.film_grain)
     elif not config.shade_real_bad and (mask > 0.5).any():
         shading = 0.0  # a labelled darker region must not be taught as mere shading
     image = robust_normalise(vary_look(rng, image, shading=shading, shading_max=config.shading_max))
@@ -227,6 +253,7 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
 
     model = load_unet(config.init) if config.init else UNet(config.channels)
     model.train()
+    averaged = WeightAverage(model, config.ema) if config.ema > 0 else None
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
     user = [load_pair(m, k, config.box_size) for m, k in config.pairs] if config.pairs else []
@@ -278,6 +305,8 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
             loss.backward()
             optimiser.step()
             schedule.step()
+            if averaged is not None:
+                averaged.update(model)
             elapsed = time.monotonic() - start
             if step % 50 == 0 or step == config.steps:
                 record = {"step": step, "seconds": round(elapsed, 1), "loss": round(loss.item(), 5)}
@@ -292,6 +321,8 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
         if pool is not None:
             pool.terminate()
 
+    if averaged is not None:
+        model = averaged.model
     model.eval()
     summary = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items() if k != "pairs"},
@@ -386,6 +417,8 @@ def parse_config(argv: list[str]) -> TrainConfig:
     parser.add_argument("--carbon-share", type=float, default=0.35, help="share of pasted defects that are carbon")
     parser.add_argument("--film-darker", type=float, default=0.85,
                         help="share of pasted film carbon darker than the ice (the rest brighter)")
+    parser.add_argument("--film-grain", choices=["fine", "spectrum"], default="fine",
+                        help="film carbon's grain: fine noise, or the ice's own power spectrum with random phases")
     parser.add_argument("--shading-max", type=float, default=1.5, help="soft brighter/darker patches up to this many IQR")
     parser.add_argument("--no-shade-real-bad", action="store_true",
                         help="no soft patches on real windows holding labelled carbon/ice")
@@ -393,6 +426,8 @@ def parse_config(argv: list[str]) -> TrainConfig:
                         help="real micrographs with labelled carbon/ice drawn this many times as often")
     parser.add_argument("--norm-context", type=int, default=0,
                         help="real windows are augmented and normalised at this size (> --window), then cut to --window")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="write the exponential moving average of the weights (decay per step, e.g. 0.995)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (results depend on it)")
     parser.add_argument("--buffer", type=int, default=160, help="simulated micrographs kept for cropping")
     parser.add_argument("--refresh-every", type=int, default=2, help="steps between two new simulated micrographs")
@@ -431,10 +466,12 @@ def parse_config(argv: list[str]) -> TrainConfig:
         carbon=args.carbon,
         carbon_share=args.carbon_share,
         film_darker=args.film_darker,
+        film_grain=args.film_grain,
         shading_max=args.shading_max,
         shade_real_bad=not args.no_shade_real_bad,
         bad_oversample=args.bad_oversample,
         norm_context=args.norm_context,
+        ema=args.ema,
     )
 
 
