@@ -48,6 +48,7 @@ from scopeline.cryoem.cleaner.realeval import (
     probability,
     to_8bit,
 )
+from scopeline.cryoem.cleaner.regions import seeded_probability
 from scopeline.cryoem.cleaner.score import box_means
 from scopeline.cryoem.cleaner.synth import random_picks, simulate_micrograph
 
@@ -145,7 +146,7 @@ def simulated_table(model: BadRegionModel, n: int, threshold: float, size: int =
     for look, change in SIM_LOOKS.items():
         probs, trues, scores, classes = [], [], [], []
         for seed_offset, m in enumerate(sims):
-            prob = predict_probability(robust_normalise(np.asarray(change(m.image), np.float32)), model)
+            prob = seeded_probability(predict_probability(robust_normalise(np.asarray(change(m.image), np.float32)), model))
             certain = (m.mask == 0) | (m.mask == 1)
             probs.append(prob[certain][::7])
             trues.append(m.mask[certain][::7] == 1)

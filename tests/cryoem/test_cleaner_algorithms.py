@@ -7,6 +7,7 @@ import pytest
 
 from scopeline.cryoem.cleaner.predict import blend_window, predict_probability, tile_starts
 from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, prepare, robust_normalise
+from scopeline.cryoem.cleaner.regions import seeded_probability
 from scopeline.cryoem.cleaner.score import box_means, good_region_scores, inside_image, keep_decision
 from scopeline.cryoem.cleaner.synth import WAVELENGTH_A, ctf_1d, simulate_micrograph
 
@@ -115,3 +116,23 @@ def test_simulation_is_reproducible_and_physical():
         if 0.1 < (m.mask > 0.5).mean() < 0.9:
             darker.append(np.median(m.image[m.mask > 0.5]) < np.median(m.image[m.mask == 0]))
     assert len(darker) >= 4 and np.mean(darker) >= 0.6
+
+
+def test_only_regions_holding_a_confident_pixel_stay_bad():
+    prob = np.full((40, 60), 0.1, np.float32)
+    prob[5:15, 5:25] = 0.6  # moderate everywhere, nothing sure: a false alarm
+    prob[25:35, 5:25] = 0.6
+    prob[30, 10] = 0.9  # the same region with one confident pixel (a film edge)
+    prob[5:15, 40:50] = 0.6
+    prob[15, 44] = 0.6  # touches the next region only diagonally: not connected
+    prob[16:20, 45:50] = 0.95
+    out = seeded_probability(prob, low=0.35, seed=0.8)
+    assert np.all(out[5:15, 5:25] == pytest.approx(0.175))  # capped at low / 2
+    assert np.array_equal(out[25:35, 5:25], prob[25:35, 5:25])  # kept as it was
+    assert np.all(out[5:15, 40:50] == pytest.approx(0.175))  # 4-connected: the diagonal neighbour does not seed it
+    assert np.array_equal(out[16:20, 45:50], prob[16:20, 45:50])
+    assert np.array_equal(out[prob < 0.35], prob[prob < 0.35])  # background untouched
+    assert np.array_equal(seeded_probability(prob, low=0.35, seed=0.0), prob)  # the rule off
+    # a pick in the false alarm is now kept at the default threshold, one in the seeded region removed
+    scores = 1 - box_means(out, np.array([15.0, 15.0]), np.array([10.0, 30.0]), 8)
+    assert keep_decision(scores, 0.65).tolist() == [True, False]

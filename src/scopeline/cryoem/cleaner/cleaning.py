@@ -11,10 +11,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from scopeline.cryoem.cleaner.regions import REGION_LOW, REGION_SEED
+
 DEFAULT_THRESHOLD = 0.65  # balanced on validation seeds: see docs/clean.md
 GUARD_FRACTION = 0.5  # a micrograph flagged bad over more than this fraction gets a warning
 MEASURE_FIELDS = ("box_size", "model", "tile", "overlap", "invert_contrast", "pixel_size",
-                  "other_pixel_size", "output_scale")  # what changes the scores
+                  "other_pixel_size", "output_scale", "region_low", "region_seed")  # what changes the scores
 
 
 class CleanParams(BaseModel):
@@ -33,6 +35,11 @@ class CleanParams(BaseModel):
     threads: int = Field(2, ge=1)
     tile: int = Field(256, ge=64)
     overlap: int = Field(32, ge=0)
+    region_low: float = Field(REGION_LOW, ge=0, le=1,
+                              description="pixels at least this probable form candidate bad regions (regions.py)")
+    region_seed: float = Field(REGION_SEED, ge=0, le=1,
+                               description="a candidate region is bad only if one pixel reaches this probability; "
+                                           "0 turns the rule off")
     invert_contrast: bool = Field(False, description="micrographs have bright particles on dark")
     pixel_size: float | None = Field(None, gt=0, description="A/px of the coordinates' micrographs")
     other_pixel_size: float | None = Field(None, gt=0, description="A/px of --other-micrographs")
@@ -42,16 +49,20 @@ class CleanParams(BaseModel):
 
 
 def bad_region_probability(image: np.ndarray, box: float, model, params: CleanParams) -> tuple[np.ndarray, np.ndarray]:
-    """(bad-region probability, normalised image), both at model scale (box ~16 px)."""
+    """(bad-region probability, normalised image), both at model scale (box ~16 px): the
+    network's probability, with regions that hold no confident pixel damped
+    (:func:`scopeline.cryoem.cleaner.regions.seeded_probability`)."""
     from scopeline.cryoem.cleaner.predict import predict_probability
     from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, robust_normalise
+    from scopeline.cryoem.cleaner.regions import seeded_probability
 
     if not np.isfinite(image).all():
         raise ValueError("micrograph contains NaN or Inf values")
     small = robust_normalise(downsample(image, downsample_factor(box)))
     if params.invert_contrast:
         small = -small
-    return predict_probability(small, model, params.tile, params.overlap), small
+    prob = predict_probability(small, model, params.tile, params.overlap)
+    return seeded_probability(prob, params.region_low, params.region_seed), small
 
 
 def score_picks(prob: np.ndarray, x: np.ndarray, y: np.ndarray, box: float,

@@ -12,7 +12,7 @@ For one micrograph and its per-pixel target (GOOD / BAD / IGNORE):
   mean of the probability centred there gives a score <= threshold).
 
 Scores are computed exactly as ``scopeline clean`` does (``prepare`` then
-``predict_probability`` then ``good_region_scores``).
+``cleaning.bad_region_probability`` then ``good_region_scores``).
 """
 
 from __future__ import annotations
@@ -20,17 +20,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from scopeline.cryoem.cleaner.cleaning import CleanParams, bad_region_probability
 from scopeline.cryoem.cleaner.evaluate import balanced_threshold, roc_auc
-from scopeline.cryoem.cleaner.predict import predict_probability
-from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, robust_normalise
 from scopeline.cryoem.cleaner.realdata import BAD, GOOD, IGNORE
+from scopeline.cryoem.cleaner.regions import REGION_SEED
 from scopeline.cryoem.cleaner.score import box_means, good_region_scores, keep_decision
 
 
-def probability(model, image: np.ndarray, box_size: float) -> np.ndarray:
-    """Bad-region probability at model scale, as ``scopeline clean`` computes it."""
-    small = robust_normalise(downsample(np.asarray(image, np.float32), downsample_factor(box_size)))
-    return predict_probability(small, model)
+def probability(model, image: np.ndarray, box_size: float, region_seed: float = REGION_SEED) -> np.ndarray:
+    """Bad-region probability at model scale, as ``scopeline clean`` computes it
+    (``region_seed=0``: the network's probability, without the seeded-region rule)."""
+    params = CleanParams(box_size=box_size, device="cpu", region_seed=region_seed)
+    return bad_region_probability(np.asarray(image, np.float32), box_size, model, params)[0]
 
 
 def pick_scores(prob: np.ndarray, target: np.ndarray, particles: np.ndarray, box_size: float) -> tuple[np.ndarray, np.ndarray]:
