@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from scopeline.cryoem.cleaner.augment import paste_defects, phase_randomised, reduce, sample_window, vary_look
+from scopeline.cryoem.cleaner.augment import (
+    paste_defects,
+    phase_randomised,
+    reduce,
+    sample_window,
+    thicker_ice,
+    vary_look,
+)
 from scopeline.cryoem.cleaner.realdata import BAD, GOOD, IGNORE, Labelled, labels_to_target, pair_folders, read_labelled
 from scopeline.cryoem.cleaner.realeval import evaluate_micrograph
 from scopeline.errors import InputError
@@ -107,6 +114,20 @@ def test_spectrum_grain_has_the_ice_power_at_every_scale_but_no_particles():
     assert skew(base) < -1.0  # dark disks: a long dark tail
     assert abs(skew(grain)) < 0.2  # Gaussian texture: the disks' shapes are gone
     assert abs(np.corrcoef(grain.ravel(), base.ravel())[0, 1]) < 0.1
+
+
+def test_thicker_ice_is_darker_and_fades_the_particles_but_keeps_the_texture_strength():
+    base = _particles_on_ice(np.random.default_rng(4))
+    size = base.shape[1]
+    pattern = np.tile(np.linspace(-2, 2, size, dtype=np.float32), (base.shape[0], 1))  # thicker to the right
+    out = thicker_ice(np.random.default_rng(0), base, pattern, amplitude=0.5)
+    thin, thick = np.s_[:, : size // 4], np.s_[:, -size // 4 :]
+    assert np.median(out[thick]) < np.median(base[thick]) - 0.5  # darker by ~ amplitude * pattern
+    assert np.median(out[thin]) > np.median(base[thin]) + 0.5
+    detail = lambda a: a - cv2.GaussianBlur(a, (0, 0), 3.0)  # noqa: E731
+    assert np.corrcoef(detail(out)[thin].ravel(), detail(base)[thin].ravel())[0, 1] > 0.95  # particles kept
+    assert np.corrcoef(detail(out)[thick].ravel(), detail(base)[thick].ravel())[0, 1] < 0.8  # fading
+    assert 0.7 < detail(out)[thick].std() / detail(base)[thick].std() < 1.3  # as strong a texture
 
 
 def test_normalisation_context_keeps_crop_and_labels_aligned():

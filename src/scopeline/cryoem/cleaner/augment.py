@@ -268,7 +268,21 @@ def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray,
     return image, np.clip(mask, 0, 1)
 
 
-def vary_look(rng: np.random.Generator, image: np.ndarray, shading: float = 0.7, shading_max: float = 1.5) -> np.ndarray:
+def thicker_ice(rng: np.random.Generator, image: np.ndarray, pattern: np.ndarray, amplitude: float) -> np.ndarray:
+    """``image`` under ice whose thickness varies as ``pattern`` (smooth, unit std): darker
+    by ``amplitude * pattern`` (brighter where thinner) and, where thicker, the particles
+    fade into a texture with the ice's own power spectrum (more inelastic scattering,
+    lower contrast), so the texture's strength stays. Not a bad region: EMPIAR-10059's
+    darker, particle-poor corners look like this, and like carbon film without its edge."""
+    local = cv2.GaussianBlur(image, (0, 0), 3.0)
+    detail = image - local
+    fade = np.exp(-rng.uniform(0.3, 1.2) * np.clip(pattern, 0, None)).astype(np.float32)
+    texture = phase_randomised(rng, detail)
+    return (local - amplitude * pattern + detail * fade + texture * np.sqrt(1 - fade**2)).astype(np.float32)
+
+
+def vary_look(rng: np.random.Generator, image: np.ndarray, shading: float = 0.7, shading_max: float = 1.5,
+              thick_ice: float = 0.0) -> np.ndarray:
     """A random "look" of the same micrograph: what preprocessing, export and detectors do.
 
     Each with some probability: slow shading (ice thickness, illumination; not a bad
@@ -283,7 +297,11 @@ def vary_look(rng: np.random.Generator, image: np.ndarray, shading: float = 0.7,
         # defects: EMPIAR-10059's slightly brighter corners were flagged without this
         q25, q75 = np.percentile(image, [25, 75])
         pattern = _smooth_noise(rng, image.shape, max(image.shape) * rng.uniform(0.1, 0.5))
-        image = image + float(q75 - q25) * rng.uniform(0.2, max(shading_max, 0.2)) * pattern
+        amplitude = float(q75 - q25) * rng.uniform(0.2, max(shading_max, 0.2))
+        if thick_ice > 0 and rng.random() < thick_ice:  # a share ``thick_ice`` of the shading: thicker ice (:func:`thicker_ice`)
+            image = thicker_ice(rng, image, pattern, amplitude)
+        else:
+            image = image + amplitude * pattern
     lo, hi = np.percentile(image, [0.5, 99.5])
     unit = np.clip((image - lo) / max(float(hi - lo), 1e-6), 0, 1)
     if rng.random() < 0.5:

@@ -95,6 +95,7 @@ class TrainConfig:
     film_grain: str = "fine"  # "spectrum": film grain with the ice's own power spectrum (augment._carbon_film)
     film_darker: float = 0.85  # share of pasted "film" carbon darker than the ice (the rest brighter)
     shading_max: float = 1.5  # soft brighter/darker patches up to this many IQR
+    thick_ice: float = 0.0  # share of the shading that is thicker ice (particles fade; augment.thicker_ice)
     shade_real_bad: bool = True  # False: no soft patches on windows holding labelled carbon/ice
     bad_oversample: float = 1.0  # real micrographs with labelled bad regions drawn this many times as often
     norm_context: int = 0  # > window: real windows are augmented and normalised at this size, then cut to window
@@ -230,7 +231,8 @@ def real_crop(rng: np.random.Generator, item, crop: int, window: int,
                                     film_darker=config.film_darker, film_grain=config.film_grain)
     elif not config.shade_real_bad and (mask > 0.5).any():
         shading = 0.0  # a labelled darker region must not be taught as mere shading
-    image = robust_normalise(vary_look(rng, image, shading=shading, shading_max=config.shading_max))
+    image = robust_normalise(vary_look(rng, image, shading=shading, shading_max=config.shading_max,
+                                         thick_ice=config.thick_ice))
     if context > window:  # normalised over the context (closer to a whole micrograph), keep the middle
         o = (context - window) // 2
         image, mask, weight = (a[o : o + window, o : o + window] for a in (image, mask, weight))
@@ -420,6 +422,8 @@ def parse_config(argv: list[str]) -> TrainConfig:
     parser.add_argument("--film-grain", choices=["fine", "spectrum"], default="fine",
                         help="film carbon's grain: fine noise, or the ice's own power spectrum with random phases")
     parser.add_argument("--shading-max", type=float, default=1.5, help="soft brighter/darker patches up to this many IQR")
+    parser.add_argument("--thick-ice", type=float, default=0.0,
+                        help="share of the soft patches that are thicker ice: darker, particles faded (not bad)")
     parser.add_argument("--no-shade-real-bad", action="store_true",
                         help="no soft patches on real windows holding labelled carbon/ice")
     parser.add_argument("--bad-oversample", type=float, default=1.0,
@@ -468,6 +472,7 @@ def parse_config(argv: list[str]) -> TrainConfig:
         film_darker=args.film_darker,
         film_grain=args.film_grain,
         shading_max=args.shading_max,
+        thick_ice=args.thick_ice,
         shade_real_bad=not args.no_shade_real_bad,
         bad_oversample=args.bad_oversample,
         norm_context=args.norm_context,
