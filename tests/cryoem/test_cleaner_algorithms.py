@@ -126,7 +126,7 @@ def test_only_regions_holding_a_confident_pixel_stay_bad():
     prob[5:15, 40:50] = 0.6
     prob[15, 44] = 0.6  # touches the next region only diagonally: not connected
     prob[16:20, 45:50] = 0.95
-    out = seeded_probability(prob, low=0.35, seed=0.8)
+    out = seeded_probability(prob, low=0.35, seed=0.8, seed_boxes=0)
     assert np.all(out[5:15, 5:25] == pytest.approx(0.175))  # capped at low / 2
     assert np.array_equal(out[25:35, 5:25], prob[25:35, 5:25])  # kept as it was
     assert np.all(out[5:15, 40:50] == pytest.approx(0.175))  # 4-connected: the diagonal neighbour does not seed it
@@ -136,3 +136,15 @@ def test_only_regions_holding_a_confident_pixel_stay_bad():
     # a pick in the false alarm is now kept at the default threshold, one in the seeded region removed
     scores = 1 - box_means(out, np.array([15.0, 15.0]), np.array([10.0, 30.0]), 8)
     assert keep_decision(scores, 0.65).tolist() == [True, False]
+
+
+def test_a_seed_must_cover_a_particle_box():
+    prob = np.full((64, 64), 0.1, np.float32)
+    prob[4:60, 4:30] = 0.6
+    prob[10:14, 10:14] = 0.9  # a few confident pixels: not a core
+    prob[4:60, 34:60] = 0.6
+    prob[20:40, 40:55] = 0.9  # 300 confident pixels: more than one 16 x 16 box
+    out = seeded_probability(prob, low=0.35, seed=0.8, seed_boxes=1.0)
+    assert out[4:60, 4:30].max() == pytest.approx(0.175)
+    assert np.array_equal(out[4:60, 34:60], prob[4:60, 34:60])
+    assert np.array_equal(seeded_probability(prob, 0.35, 0.8, seed_boxes=0), prob)  # one pixel seeds

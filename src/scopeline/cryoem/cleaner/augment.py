@@ -155,15 +155,18 @@ def phase_randomised(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
 
 
 def _carbon_film(rng: np.random.Generator, image: np.ndarray, median: float, spread: float, film_darker: float = 0.85,
-                 grain: str = "fine"):
+                 grain: str = "fine", reach: float = 1.3):
     """(image, coverage) with carbon film pasted beyond a curved hole edge, as carbon looks
     on real micrographs (EMPIAR-10017): the film *replaces* the ice (no particles, or a
     few faint ones), carries its own fine grain as strong as the image's own pixel-scale
     detail plus a slow mottle, is darker (thicker) than the ice -- brighter in a share
     ``1 - film_darker`` --,
     and has a Fresnel fringe: a thin bright line on the hole side and a darker band on
-    the film side. The film reaches 0.15-1.3 window sides in, so whole windows of film
-    (no edge in view) are common: deep carbon must be recognised by its texture.
+    the film side. The film reaches 0.15-``reach`` window sides in: with the default 1.3
+    whole windows of film (no edge in view) are common, so deep carbon is learnt from its
+    texture and level alone; with ``reach`` < 1 the edge is always in the window, so a
+    darker area with no edge in view is never taught as film (deep carbon is then
+    reached through the region it shares with its edge: ``regions.seeded_probability``).
 
     ``grain="spectrum"``: the film's grain has the ice's own power spectrum (the window
     with its Fourier phases randomised): as strong as the ice at every scale, so only
@@ -175,7 +178,7 @@ def _carbon_film(rng: np.random.Generator, image: np.ndarray, median: float, spr
     radius = float(np.exp(rng.uniform(np.log(1), np.log(8)))) * side
     angle = rng.uniform(0, 2 * np.pi)
     direction = np.array([np.cos(angle), np.sin(angle)])
-    edge = np.array([w / 2, h / 2]) + (side / 2 - rng.uniform(0.15, 1.3) * side) * direction
+    edge = np.array([w / 2, h / 2]) + (side / 2 - rng.uniform(0.15, reach) * side) * direction
     centre = edge - radius * direction  # hole centre; film beyond the arc
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     dist = np.hypot(xx - centre[0], yy - centre[1]) - radius + 1.5 * _smooth_noise(rng, image.shape, 20)
@@ -200,7 +203,7 @@ def _carbon_film(rng: np.random.Generator, image: np.ndarray, median: float, spr
 
 def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, n_max: int = 3,
                   carbon: str = "overlay", carbon_share: float = 0.35, film_darker: float = 0.85,
-                  film_grain: str = "fine"):
+                  film_grain: str = "fine", film_reach: float = 1.3):
     """Paste 1-``n_max`` simulated defects onto a clean model-scale ``image`` (particles
     dark). Contrast is in units of the image's own robust spread, so it suits any look.
 
@@ -208,7 +211,7 @@ def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray,
       ``carbon="overlay"`` darkens or brightens the ice, adds a granular texture and a
       bright/dark fringe (particles stay at 0-70 % strength); ``carbon="film"`` replaces
       the ice by film as it looks on real micrographs (:func:`_carbon_film`, its grain
-      ``film_grain``: "fine" or "spectrum");
+      ``film_grain``: "fine" or "spectrum"; reaching up to ``film_reach`` window sides in);
     * contamination: dark star-shaped blobs with a bright Fresnel halo;
     * crystalline ice: hexagons (or other polygons), bright or dark, with bend contours;
     * ethane droplets: round, smooth, a little darker with a faint rim;
@@ -228,7 +231,7 @@ def paste_defects(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray,
         kind = rng.choice(["carbon", "blob", "crystal", "ethane", "aggregate"],
                           p=[carbon_share, 0.3 * others, 0.15 * others, 0.1 * others, 0.1 * others])
         if kind == "carbon" and carbon == "film":
-            image, cover = _carbon_film(rng, image, float(median), spread, film_darker, film_grain)
+            image, cover = _carbon_film(rng, image, float(median), spread, film_darker, film_grain, film_reach)
         elif kind == "carbon":
             cover = _carbon(rng, shape)
             texture = _smooth_noise(rng, shape, rng.uniform(0.6, 2.0))

@@ -11,12 +11,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from scopeline.cryoem.cleaner.regions import REGION_LOW, REGION_SEED
+from scopeline.cryoem.cleaner.regions import REGION_LOW, REGION_SEED, REGION_SEED_BOXES
 
 DEFAULT_THRESHOLD = 0.65  # balanced on validation seeds: see docs/clean.md
 GUARD_FRACTION = 0.5  # a micrograph flagged bad over more than this fraction gets a warning
 MEASURE_FIELDS = ("box_size", "model", "tile", "overlap", "invert_contrast", "pixel_size",
-                  "other_pixel_size", "output_scale", "region_low", "region_seed")  # what changes the scores
+                  "other_pixel_size", "output_scale", "region_low", "region_seed", "region_seed_boxes")  # what changes the scores
 
 
 class CleanParams(BaseModel):
@@ -40,6 +40,8 @@ class CleanParams(BaseModel):
     region_seed: float = Field(REGION_SEED, ge=0, le=1,
                                description="a candidate region is bad only if one pixel reaches this probability; "
                                            "0 turns the rule off")
+    region_seed_boxes: float = Field(REGION_SEED_BOXES, ge=0,
+                                     description="the confident core must cover at least this many particle-box areas")
     invert_contrast: bool = Field(False, description="micrographs have bright particles on dark")
     pixel_size: float | None = Field(None, gt=0, description="A/px of the coordinates' micrographs")
     other_pixel_size: float | None = Field(None, gt=0, description="A/px of --other-micrographs")
@@ -62,7 +64,7 @@ def bad_region_probability(image: np.ndarray, box: float, model, params: CleanPa
     if params.invert_contrast:
         small = -small
     prob = predict_probability(small, model, params.tile, params.overlap)
-    return seeded_probability(prob, params.region_low, params.region_seed), small
+    return seeded_probability(prob, params.region_low, params.region_seed, params.region_seed_boxes), small
 
 
 def score_picks(prob: np.ndarray, x: np.ndarray, y: np.ndarray, box: float,

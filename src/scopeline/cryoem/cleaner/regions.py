@@ -1,13 +1,15 @@
-"""Bad regions need one confident pixel: hysteresis on the bad-region probability.
+"""Bad regions need a confident core: hysteresis on the bad-region probability.
 
 On real micrographs the network's false alarms are patches of moderate probability
 (0.4-0.8) on clean ice: particle-poor or thicker, darker ice that looks locally like
 carbon film (EMPIAR-10059's darker corners, EMPIAR-10017 17_02_43). Real carbon and
 contamination carry such moderate probability too, deep inside, but always in one
-connected region with pixels the network is sure about (near the film's edge, the
-contamination's rim). A region therefore counts as bad only where it holds such a pixel:
+connected region with an area the network is sure about (along the film's edge, the
+contamination's rim). A region therefore counts as bad only where it holds such a core:
 the two-threshold rule of Canny's edge detector applied to regions (Canny 1986,
-doi:10.1109/TPAMI.1986.4767851; ``skimage.filters.apply_hysteresis_threshold``).
+doi:10.1109/TPAMI.1986.4767851; ``skimage.filters.apply_hysteresis_threshold``), with
+the core required to cover at least one particle box, so a few confident pixels in a
+false-alarm patch do not seed it.
 """
 
 from __future__ import annotations
@@ -15,24 +17,30 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from scopeline.cryoem.cleaner.preprocess import MODEL_BOX_PX
+
 REGION_LOW = 0.35  # a pixel is part of a candidate region at this probability (= 1 - the default threshold 0.65)
-REGION_SEED = 0.8  # a candidate region is bad only if it holds a pixel at least this probable
+REGION_SEED = 0.8  # a candidate region is bad only if it holds a core this probable ...
+REGION_SEED_BOXES = 1.0  # ... covering at least this many particle boxes (16 x 16 model pixels each)
 
 
-def seeded_probability(prob: np.ndarray, low: float = REGION_LOW, seed: float = REGION_SEED) -> np.ndarray:
-    """Bad-region probability with candidate regions that hold no confident pixel damped.
+def seeded_probability(prob: np.ndarray, low: float = REGION_LOW, seed: float = REGION_SEED,
+                       seed_boxes: float = REGION_SEED_BOXES) -> np.ndarray:
+    """Bad-region probability with candidate regions that hold no confident core damped.
 
     Parameters
     ----------
     prob : ndarray
-        Bad-region probability (2-D, model scale).
+        Bad-region probability (2-D, model scale: a particle box is 16 px).
     low : float
         Pixels with ``prob >= low`` form candidate regions (4-connected).
     seed : float
-        A candidate region is kept as it is if some pixel in it has ``prob >= seed``;
-        elsewhere the probability is capped at ``low / 2``, so such a region alone never
-        removes a pick at thresholds down to ``1 - low / 2``. ``seed <= low`` (e.g. 0)
-        turns the rule off.
+        A candidate region is kept as it is if it contains a core (a 4-connected set of
+        pixels with ``prob >= seed``) of at least ``seed_boxes`` box areas; elsewhere the
+        probability is capped at ``low / 2``, so such a region alone never removes a pick
+        at thresholds down to ``1 - low / 2``. ``seed <= low`` (e.g. 0) turns the rule off.
+    seed_boxes : float
+        Smallest core, in particle-box areas (``16 * 16`` model pixels); 0 accepts one pixel.
 
     Returns
     -------
@@ -42,8 +50,16 @@ def seeded_probability(prob: np.ndarray, low: float = REGION_LOW, seed: float = 
     prob = np.asarray(prob, np.float32)
     if seed <= low or prob.size == 0:
         return prob
-    labels, n = ndi.label(prob >= low)  # 4-connected, as skimage.filters.apply_hysteresis_threshold
-    seeded = np.zeros(n + 1, bool)
-    seeded[np.unique(labels[prob >= seed])] = True
+    regions, n_regions = ndi.label(prob >= low)
+    cores, n_cores = ndi.label(prob >= seed)
+    if n_cores:
+        areas = np.bincount(cores.ravel(), minlength=n_cores + 1)
+        large = areas >= max(1.0, seed_boxes * MODEL_BOX_PX**2)
+        large[0] = False
+        seeded_regions = np.unique(regions[large[cores]])
+    else:
+        seeded_regions = np.zeros(0, int)
+    seeded = np.zeros(n_regions + 1, bool)
+    seeded[seeded_regions] = True
     seeded[0] = True  # below ``low``: unchanged
-    return np.where(seeded[labels], prob, np.minimum(prob, np.float32(low / 2))).astype(np.float32)
+    return np.where(seeded[regions], prob, np.minimum(prob, np.float32(low / 2))).astype(np.float32)

@@ -93,6 +93,7 @@ class TrainConfig:
     carbon: str = "overlay"  # "film": pasted carbon replaces the ice, as on real micrographs
     carbon_share: float = 0.35  # share of pasted defects that are carbon film
     film_grain: str = "fine"  # "spectrum": film grain with the ice's own power spectrum (augment._carbon_film)
+    film_reach: float = 1.3  # pasted film reaches 0.15 to this many window sides in (< 1: its edge always in view)
     film_darker: float = 0.85  # share of pasted "film" carbon darker than the ice (the rest brighter)
     shading_max: float = 1.5  # soft brighter/darker patches up to this many IQR
     thick_ice: float = 0.0  # share of the shading that is thicker ice (particles fade; augment.thicker_ice)
@@ -228,7 +229,8 @@ def real_crop(rng: np.random.Generator, item, crop: int, window: int,
     shading = 0.7
     if item.clean and rng.random() < 0.6:
         image, mask = paste_defects(rng, image, mask, carbon=config.carbon, carbon_share=config.carbon_share,
-                                    film_darker=config.film_darker, film_grain=config.film_grain)
+                                    film_darker=config.film_darker, film_grain=config.film_grain,
+                                    film_reach=config.film_reach)
     elif not config.shade_real_bad and (mask > 0.5).any():
         shading = 0.0  # a labelled darker region must not be taught as mere shading
     image = robust_normalise(vary_look(rng, image, shading=shading, shading_max=config.shading_max,
@@ -421,6 +423,8 @@ def parse_config(argv: list[str]) -> TrainConfig:
                         help="share of pasted film carbon darker than the ice (the rest brighter)")
     parser.add_argument("--film-grain", choices=["fine", "spectrum"], default="fine",
                         help="film carbon's grain: fine noise, or the ice's own power spectrum with random phases")
+    parser.add_argument("--film-reach", type=float, default=1.3,
+                        help="pasted film reaches 0.15 to this many window sides in (< 1: its edge always in view)")
     parser.add_argument("--shading-max", type=float, default=1.5, help="soft brighter/darker patches up to this many IQR")
     parser.add_argument("--thick-ice", type=float, default=0.0,
                         help="share of the soft patches that are thicker ice: darker, particles faded (not bad)")
@@ -471,6 +475,7 @@ def parse_config(argv: list[str]) -> TrainConfig:
         carbon_share=args.carbon_share,
         film_darker=args.film_darker,
         film_grain=args.film_grain,
+        film_reach=args.film_reach,
         shading_max=args.shading_max,
         thick_ice=args.thick_ice,
         shade_real_bad=not args.no_shade_real_bad,
