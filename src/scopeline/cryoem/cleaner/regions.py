@@ -8,14 +8,16 @@ connected region with an area the network is sure about (along the film's edge, 
 contamination's rim). A region therefore counts as bad only where it holds such a core:
 the two-threshold rule of Canny's edge detector applied to regions (Canny 1986,
 doi:10.1109/TPAMI.1986.4767851; ``skimage.filters.apply_hysteresis_threshold``), with
-the core required to cover half a particle box, so a few confident pixels in a
+the core required to cover one particle box, so a few confident pixels in a
 false-alarm patch do not seed it.
 
-The values (core at probability 0.8 over half a box) were chosen among 0.8 / 0.9 and
-one pixel / a quarter / half / one box while looking at the leave-micrographs-out fold
+The values (core at probability 0.8 over one box) were chosen among 0.8 / 0.9 and one
+pixel / a quarter / half / one box while looking at the leave-micrographs-out fold
 models of EMPIAR-10017 and the CryoPPP validation micrographs (docs/clean.md): a
-one-pixel seed left 11 % of 17_02_43 flagged, a one-box core dropped the small
-contamination of 15_07_41 (pixel AUC 0.94), a 0.9 seed lost the carbon of 15_27_22.
+one-pixel seed left 11-12 % of 17_02_43 flagged, half a box left 37 % of one EMPIAR-10059
+micrograph flagged at half the pixel size, a 0.9 seed lost the carbon of 15_27_22. The
+cost of one box: a contamination smaller than a box at the border of 15_07_41 is no
+longer flagged (its pixel AUC 0.996 -> 0.937).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from scopeline.cryoem.cleaner.preprocess import MODEL_BOX_PX
 
 REGION_LOW = 0.35  # a pixel is part of a candidate region at this probability (= 1 - the default threshold 0.65)
 REGION_SEED = 0.8  # a candidate region is bad only if it holds a core this probable ...
-REGION_SEED_BOXES = 0.5  # ... covering at least this many particle-box areas (a box is 16 x 16 model pixels)
+REGION_SEED_BOXES = 1.0  # ... covering at least this many particle-box areas (a box is 16 x 16 model pixels)
 
 
 def seeded_probability(prob: np.ndarray, low: float = REGION_LOW, seed: float = REGION_SEED,
