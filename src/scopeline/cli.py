@@ -205,7 +205,7 @@ def clean(
     other_pixel_size: Optional[float] = typer.Option(None, "--other-pixel-size", help="Å/px of --other-micrographs (default: header)."),
     output_scale: str = typer.Option(_default(CleanParams, "output_scale"), "--output-scale", help="Write cleaned coordinates at the scale of the 'coordinates' or of the 'other' micrographs."),
     invert_contrast: bool = typer.Option(False, "--invert-contrast", help="Micrographs have bright particles on a dark background."),
-    region_seed: float = typer.Option(_default(CleanParams, "region_seed"), "--region-seed", help="A candidate bad region counts only if it holds a core (one box) at least this probable; 0 turns the rule off."),
+    region_seed: float = typer.Option(_default(CleanParams, "region_seed"), "--region-seed", help="Off (0) by default. E.g. 0.8: a candidate bad region counts only if it holds a core (one box) at least this probable: removes false alarms on clean ice for a model confident on real carbon (docs/clean.md)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model weights (.onnx or .pt; default: the shipped model)."),
     device: str = typer.Option(_default(CleanParams, "device"), "--device", help="auto | cpu | cuda | torch-cpu."),
     threads: int = typer.Option(_default(CleanParams, "threads"), "--threads", help="Inference threads (per worker)."),

@@ -38,8 +38,8 @@ class CleanParams(BaseModel):
     region_low: float = Field(REGION_LOW, ge=0, le=1,
                               description="pixels at least this probable form candidate bad regions (regions.py)")
     region_seed: float = Field(REGION_SEED, ge=0, le=1,
-                               description="a candidate region is bad only if one pixel reaches this probability; "
-                                           "0 turns the rule off")
+                               description="0 (default): off; e.g. 0.8: a candidate region is bad only if it holds "
+                                           "a core this probable (regions.py)")
     region_seed_boxes: float = Field(REGION_SEED_BOXES, ge=0,
                                      description="the confident core must cover at least this many particle-box areas")
     invert_contrast: bool = Field(False, description="micrographs have bright particles on dark")

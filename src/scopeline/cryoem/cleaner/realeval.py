@@ -136,12 +136,12 @@ LOOKS = {
 }
 
 
-def evaluate_look(model, item, look: str, threshold: float) -> dict[str, float]:
+def evaluate_look(model, item, look: str, threshold: float, region_seed: float = REGION_SEED) -> dict[str, float]:
     """Figures of a CryoPPP-like micrograph (no region labelled: every labelled particle
     counts as good) after ``LOOKS[look]``; the particles are rescaled with the image."""
     image, box = LOOKS[look](item.image, item.box_size)
     scale = image.shape[1] / item.image.shape[1]
-    prob = probability(model, image, box)
+    prob = probability(model, image, box, region_seed)
     return evaluate_micrograph(prob, np.zeros(image.shape, np.uint8), (item.particles + 0.5) * scale - 0.5, box, threshold)
 
 

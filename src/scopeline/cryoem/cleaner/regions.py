@@ -1,23 +1,30 @@
-"""Bad regions need a confident core: hysteresis on the bad-region probability.
+"""Bad regions need a confident core: hysteresis on the bad-region probability (opt-in).
 
-On real micrographs the network's false alarms are patches of moderate probability
+On real micrographs a network's false alarms are patches of moderate probability
 (0.4-0.8) on clean ice: particle-poor or thicker, darker ice that looks locally like
 carbon film (EMPIAR-10059's darker corners, EMPIAR-10017 17_02_43). Real carbon and
-contamination carry such moderate probability too, deep inside, but always in one
-connected region with an area the network is sure about (along the film's edge, the
-contamination's rim). A region therefore counts as bad only where it holds such a core:
-the two-threshold rule of Canny's edge detector applied to regions (Canny 1986,
-doi:10.1109/TPAMI.1986.4767851; ``skimage.filters.apply_hysteresis_threshold``), with
-the core required to cover one particle box, so a few confident pixels in a
-false-alarm patch do not seed it.
+contamination carry such moderate probability too, deep inside, but -- for a network
+that is confident about real defects -- in one connected region with an area it is sure
+about (along the film's edge, the contamination's rim). With the rule on, a region
+counts as bad only where it holds such a core: the two-threshold rule of Canny's edge
+detector applied to regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851;
+``skimage.filters.apply_hysteresis_threshold``), with the core required to cover one
+particle box, so a few confident pixels in a false-alarm patch do not seed it.
 
-The values (core at probability 0.8 over one box) were chosen among 0.8 / 0.9 and one
-pixel / a quarter / half / one box while looking at the leave-micrographs-out fold
-models of EMPIAR-10017 and the CryoPPP validation micrographs (docs/clean.md): a
-one-pixel seed left 11-12 % of 17_02_43 flagged, half a box left 37 % of one EMPIAR-10059
-micrograph flagged at half the pixel size, a 0.9 seed lost the carbon of 15_27_22. The
-cost of one box: a contamination smaller than a box at the border of 15_07_41 is no
-longer flagged (its pixel AUC 0.996 -> 0.937).
+Off by default (``REGION_SEED = 0``): it helps only a network whose probability on real
+carbon reaches 0.8 over a box. The shipped weights never do (on their own training
+micrographs the rule drops the picks removed deep in carbon from 93 % to 0 % on
+16_59_12); the film-carbon recipe's models do, and for them the rule takes the flagged
+area of the noisy EMPIAR-10059 micrographs from up to 92 % to 0 % (docs/clean.md,
+"Session 6"). Turn it on with ``CleanParams(region_seed=0.8)`` or ``--region-seed 0.8``
+for such a model (for instance one fine-tuned on your own labels).
+
+The values (0.8 over one box) were chosen among 0.8 / 0.9 and one pixel / a quarter /
+half / one box while looking at the leave-micrographs-out fold models of EMPIAR-10017
+and the CryoPPP validation micrographs: a one-pixel seed left 11-12 % of 17_02_43
+flagged, half a box left 37 % of one EMPIAR-10059 micrograph flagged at half the pixel
+size, a 0.9 seed lost the carbon of 15_27_22. The cost of one box: a contamination
+smaller than a box at the border of 15_07_41 is no longer flagged.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from scipy import ndimage as ndi
 from scopeline.cryoem.cleaner.preprocess import MODEL_BOX_PX
 
 REGION_LOW = 0.35  # a pixel is part of a candidate region at this probability (= 1 - the default threshold 0.65)
-REGION_SEED = 0.8  # a candidate region is bad only if it holds a core this probable ...
+REGION_SEED = 0.0  # off; 0.8: a candidate region is bad only if it holds a core this probable ...
 REGION_SEED_BOXES = 1.0  # ... covering at least this many particle-box areas (a box is 16 x 16 model pixels)
 
 
