@@ -52,8 +52,8 @@ class CleanParams(BaseModel):
 
 def bad_region_probability(image: np.ndarray, box: float, model, params: CleanParams) -> tuple[np.ndarray, np.ndarray]:
     """(bad-region probability, normalised image), both at model scale (box ~16 px): the
-    network's probability, with regions that hold no confident pixel damped
-    (:func:`scopeline.cryoem.cleaner.regions.seeded_probability`)."""
+    network's probability; with ``params.region_seed`` > 0, regions that hold no
+    confident core are damped (:func:`scopeline.cryoem.cleaner.regions.seeded_probability`)."""
     from scopeline.cryoem.cleaner.predict import predict_probability
     from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, robust_normalise
     from scopeline.cryoem.cleaner.regions import seeded_probability

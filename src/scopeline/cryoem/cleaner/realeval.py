@@ -29,7 +29,7 @@ from scopeline.cryoem.cleaner.score import box_means, good_region_scores, keep_d
 
 def probability(model, image: np.ndarray, box_size: float, region_seed: float = REGION_SEED) -> np.ndarray:
     """Bad-region probability at model scale, as ``scopeline clean`` computes it
-    (``region_seed=0``: the network's probability, without the seeded-region rule)."""
+    (``region_seed`` > 0, e.g. 0.8: with the seeded-region rule of ``regions.py``)."""
     params = CleanParams(box_size=box_size, device="cpu", region_seed=region_seed)
     return bad_region_probability(np.asarray(image, np.float32), box_size, model, params)[0]
 
