@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from scopeline.cryoem.cleaner.onnx_export import load_unet  # noqa: E402
 from scopeline.cryoem.cleaner.predict import BadRegionModel  # noqa: E402
-from scopeline.cryoem.cleaner.train import TrainConfig, WeightAverage, load_pair, train  # noqa: E402
+from scopeline.cryoem.cleaner.train import TrainConfig, WeightAverage, init_unet, load_pair, train  # noqa: E402
 
 
 def _write_mrc(path, data):
@@ -61,6 +61,25 @@ def test_weight_average_is_the_exponential_moving_average_of_the_steps():
     assert torch.allclose(average.model[0].weight, expected)
     assert int(average.model[1].num_batches_tracked) == 4  # counters are copied, not averaged
     assert not torch.equal(average.model[0].weight, model[0].weight)
+
+
+def test_a_deeper_unet_starts_from_the_checkpoint_outer_levels(tmp_path):
+    from scopeline.cryoem.cleaner.model import UNet
+    from scopeline.errors import ConfigError
+
+    small = UNet((4, 8))
+    torch.save({"channels": [4, 8], "state_dict": small.state_dict()}, tmp_path / "small.pt")
+    deep = init_unet(tmp_path / "small.pt", (4, 8, 16))
+    assert deep.channels == (4, 8, 16) and deep.multiple == 4
+    old, new = small.state_dict(), deep.state_dict()
+    assert torch.equal(new["down.0.0.weight"], old["down.0.0.weight"])
+    assert torch.equal(new["down.1.0.weight"], old["down.1.0.weight"])
+    assert torch.equal(new["up.1.0.weight"], old["up.0.0.weight"])  # the outer decoder block, renumbered
+    assert torch.equal(new["head.weight"], old["head.weight"])
+    assert new["up.0.0.weight"].shape[1] == 16 + 8  # the new inner block: random
+    assert init_unet(tmp_path / "small.pt", (4, 8)).channels == (4, 8)
+    with pytest.raises(ConfigError):
+        init_unet(tmp_path / "small.pt", (8, 8, 16))
 
 
 def test_user_pair_is_brought_to_model_scale(tmp_path):

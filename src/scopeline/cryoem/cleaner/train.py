@@ -158,6 +158,32 @@ def _random_crop(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, 
     return image, mask
 
 
+def init_unet(path: Path, channels: tuple[int, ...] | None = None) -> UNet:
+    """The checkpoint at ``path``; with more ``channels`` levels than it has (the same
+    widths first), a deeper U-Net whose outer levels start from the checkpoint and whose
+    new inner levels start at random (more context: each level doubles the receptive
+    field of the bottleneck)."""
+    checkpoint = load_unet(path)
+    if channels is None or tuple(channels) == checkpoint.channels:
+        return checkpoint
+    if tuple(channels[: len(checkpoint.channels)]) != checkpoint.channels:
+        from scopeline.errors import ConfigError
+
+        raise ConfigError("--channels", f"{tuple(channels)} does not extend the checkpoint's {checkpoint.channels}",
+                          "give the checkpoint's widths first, then the new levels")
+    model = UNet(tuple(channels))
+    added = len(channels) - len(checkpoint.channels)
+    state = model.state_dict()
+    for key, value in checkpoint.state_dict().items():
+        if key.startswith("up."):  # decoder blocks are numbered from the innermost level
+            index, rest = key[3:].split(".", 1)
+            key = f"up.{int(index) + added}.{rest}"
+        if key in state and state[key].shape == value.shape:
+            state[key] = value
+    model.load_state_dict(state)
+    return model
+
+
 class WeightAverage:
     """Exponential moving average of a network's weights and batch-norm statistics
     (``decay`` per step). The average of the last few hundred steps generalises better
@@ -255,7 +281,7 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    model = load_unet(config.init) if config.init else UNet(config.channels)
+    model = init_unet(config.init, config.channels) if config.init else UNet(config.channels)
     model.train()
     averaged = WeightAverage(model, config.ema) if config.ema > 0 else None
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
@@ -380,8 +406,8 @@ def validation_loss(model: UNet, validation: list[tuple[np.ndarray, np.ndarray]]
     model.eval()
     losses = []
     with torch.no_grad():
-        for image, mask in validation:  # sizes differ; U-Net sides must be multiples of 8
-            h, w = image.shape[0] // 8 * 8, image.shape[1] // 8 * 8
+        for image, mask in validation:  # sizes differ; U-Net sides must be multiples of model.multiple
+            h, w = image.shape[0] // model.multiple * model.multiple, image.shape[1] // model.multiple * model.multiple
             x = torch.from_numpy(np.ascontiguousarray(image[:h, :w])[None, None])
             y = torch.from_numpy(np.ascontiguousarray(mask[:h, :w])[None, None])
             losses.append(float(segmentation_loss(model(x), y)))
@@ -436,6 +462,8 @@ def parse_config(argv: list[str]) -> TrainConfig:
                         help="real windows are augmented and normalised at this size (> --window), then cut to --window")
     parser.add_argument("--ema", type=float, default=0.0,
                         help="write the exponential moving average of the weights (decay per step, e.g. 0.995)")
+    parser.add_argument("--channels", type=int, nargs="+", default=None,
+                        help="U-Net widths per level (default 8 16 32 64; more levels than --init: see init_unet)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (results depend on it)")
     parser.add_argument("--buffer", type=int, default=160, help="simulated micrographs kept for cropping")
     parser.add_argument("--refresh-every", type=int, default=2, help="steps between two new simulated micrographs")
@@ -482,6 +510,7 @@ def parse_config(argv: list[str]) -> TrainConfig:
         bad_oversample=args.bad_oversample,
         norm_context=args.norm_context,
         ema=args.ema,
+        **({"channels": tuple(args.channels)} if args.channels else {}),
     )
 
 
