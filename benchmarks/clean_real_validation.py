@@ -48,7 +48,7 @@ from scopeline.cryoem.cleaner.realeval import (
     probability,
     to_8bit,
 )
-from scopeline.cryoem.cleaner.regions import seeded_probability
+from scopeline.cryoem.cleaner.regions import seeded_probability, stepped_probability
 from scopeline.cryoem.cleaner.score import box_means
 from scopeline.cryoem.cleaner.synth import random_picks, simulate_micrograph
 
@@ -71,7 +71,7 @@ def fmt(value: float, percent: bool = True) -> str:
 
 
 def empiar_table(data: Path, model_path: str | None, lomo: Path | None, threshold: float,
-                 region_seed: float = 0.0) -> list[dict]:
+                 region_seed: float = 0.0, region_step: float = 0.0) -> list[dict]:
     """Per-micrograph figures. With fold models (``lomo``) each micrograph is scored by
     the model that never saw it, at the balanced threshold chosen on the *other*
     micrographs' out-of-fold scores (``realeval.choose_threshold``), and at ``threshold``."""
@@ -83,7 +83,7 @@ def empiar_table(data: Path, model_path: str | None, lomo: Path | None, threshol
         path = folds.get(item.name, model_path)
         if str(path) not in models:
             models[str(path)] = BadRegionModel(path, device="cpu")
-        probs[item.name] = probability(models[str(path)], item.image, item.box_size, region_seed)
+        probs[item.name] = probability(models[str(path)], item.image, item.box_size, region_seed, region_step)
         scores[item.name] = pick_scores(probs[item.name], item.target, item.particles, item.box_size)
     complete = bool(folds) and all(item.name in folds for item in items)
     tables = [(f"default threshold {threshold}", {item.name: threshold for item in items})]
@@ -109,11 +109,12 @@ def empiar_table(data: Path, model_path: str | None, lomo: Path | None, threshol
     return rows
 
 
-def cryoppp_tables(data: Path, model: BadRegionModel, threshold: float, region_seed: float = 0.0) -> dict[str, list[dict]]:
+def cryoppp_tables(data: Path, model: BadRegionModel, threshold: float, region_seed: float = 0.0,
+                   region_step: float = 0.0) -> dict[str, list[dict]]:
     items = load_cryoppp(data, ("valid", "test"))
     results: dict[str, list[dict]] = {}
     for look in LOOKS:
-        results[look] = [{"name": item.name, "clean": item.clean, **evaluate_look(model, item, look, threshold, region_seed)}
+        results[look] = [{"name": item.name, "clean": item.clean, **evaluate_look(model, item, look, threshold, region_seed, region_step)}
                          for item in items]
     print(f"\n## CryoPPP valid + test (never trained on), threshold {threshold}, as published")
     print("| micrograph | box px | particles kept (n) | area flagged |")
@@ -139,7 +140,7 @@ SIM_LOOKS = {
 
 
 def simulated_table(model: BadRegionModel, n: int, threshold: float, size: int = 384,
-                    region_seed: float = 0.0) -> dict[str, dict]:
+                    region_seed: float = 0.0, region_step: float = 0.0) -> dict[str, dict]:
     out = {}
     print(f"\n## Simulated held-out ({n} micrographs {size}^2 at model scale, seeds {HELD_OUT_SEED}+), threshold {threshold}")
     print("| look | pixel AUC | bad removed | good kept | border kept |")
@@ -148,7 +149,8 @@ def simulated_table(model: BadRegionModel, n: int, threshold: float, size: int =
     for look, change in SIM_LOOKS.items():
         probs, trues, scores, classes = [], [], [], []
         for seed_offset, m in enumerate(sims):
-            prob = predict_probability(robust_normalise(np.asarray(change(m.image), np.float32)), model)
+            small = robust_normalise(np.asarray(change(m.image), np.float32))
+            prob = stepped_probability(predict_probability(small, model), small, min_step=region_step)
             prob = seeded_probability(prob, seed=region_seed)
             certain = (m.mask == 0) | (m.mask == 1)
             probs.append(prob[certain][::7])
@@ -177,15 +179,17 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["empiar", "cryoppp"])
     parser.add_argument("--region-seed", type=float, default=0.0,
                         help="the seeded-region rule (regions.py): 0 off (default), e.g. 0.8")
+    parser.add_argument("--region-step", type=float, default=0.0,
+                        help="the image-step rule (regions.py): 0 off (default), e.g. 6")
     args = parser.parse_args()
     start = time.monotonic()
     model = BadRegionModel(args.model, device="cpu")
     if "empiar" not in args.skip:
-        empiar_table(args.data, args.model, args.lomo, args.threshold, args.region_seed)
+        empiar_table(args.data, args.model, args.lomo, args.threshold, args.region_seed, args.region_step)
     if "cryoppp" not in args.skip:
-        cryoppp_tables(args.data, model, args.threshold, args.region_seed)
+        cryoppp_tables(args.data, model, args.threshold, args.region_seed, args.region_step)
     if args.sim:
-        simulated_table(model, args.sim, args.threshold, region_seed=args.region_seed)
+        simulated_table(model, args.sim, args.threshold, region_seed=args.region_seed, region_step=args.region_step)
     print(f"\n{time.monotonic() - start:.0f} s")
 
 

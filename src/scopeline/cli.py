@@ -206,6 +206,7 @@ def clean(
     output_scale: str = typer.Option(_default(CleanParams, "output_scale"), "--output-scale", help="Write cleaned coordinates at the scale of the 'coordinates' or of the 'other' micrographs."),
     invert_contrast: bool = typer.Option(False, "--invert-contrast", help="Micrographs have bright particles on a dark background."),
     region_seed: float = typer.Option(_default(CleanParams, "region_seed"), "--region-seed", help="Off (0) by default. E.g. 0.8: a candidate bad region counts only if it holds a core (one box) at least this probable: removes false alarms on clean ice for a model confident on real carbon (docs/clean.md)."),
+    region_step: float = typer.Option(_default(CleanParams, "region_step"), "--region-step", help="Off (0) by default. E.g. 6: a candidate bad region counts only if the image steps across its boundary this many times the field's own fluctuation: removes false alarms on smoothly darker ice (docs/clean.md)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model weights (.onnx or .pt; default: the shipped model)."),
     device: str = typer.Option(_default(CleanParams, "device"), "--device", help="auto | cpu | cuda | torch-cpu."),
     threads: int = typer.Option(_default(CleanParams, "threads"), "--threads", help="Inference threads (per worker)."),
@@ -222,7 +223,7 @@ def clean(
     extra = {} if threshold is None else {"threshold": threshold}
     params = _params(CleanParams, box_size=box_size, save_masks=save_masks, thumbnails=thumbnails,
                      min_kept=min_kept, batch_size=batch_size, model=model, device=device, threads=threads,
-                     invert_contrast=invert_contrast, region_seed=region_seed, pixel_size=pixel_size,
+                     invert_contrast=invert_contrast, region_seed=region_seed, region_step=region_step, pixel_size=pixel_size,
                      other_pixel_size=other_pixel_size, output_scale=output_scale, **extra)
     stream = _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size, min_file_age)
     summary = run_clean(micrographs, coords, out_dir, params, other_micrographs=other_micrographs or None,

@@ -7,7 +7,7 @@ import pytest
 
 from scopeline.cryoem.cleaner.predict import blend_window, predict_probability, tile_starts
 from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, prepare, robust_normalise
-from scopeline.cryoem.cleaner.regions import seeded_probability
+from scopeline.cryoem.cleaner.regions import seeded_probability, stepped_probability
 from scopeline.cryoem.cleaner.score import box_means, good_region_scores, inside_image, keep_decision
 from scopeline.cryoem.cleaner.synth import WAVELENGTH_A, ctf_1d, simulate_micrograph
 
@@ -148,3 +148,24 @@ def test_a_seed_must_cover_a_particle_box():
     assert out[4:60, 4:30].max() == pytest.approx(0.175)
     assert np.array_equal(out[4:60, 34:60], prob[4:60, 34:60])
     assert np.array_equal(seeded_probability(prob, 0.35, 0.8, seed_boxes=0), prob)  # one pixel seeds
+
+
+def test_only_regions_with_a_step_in_the_image_stay_bad():
+    rng = np.random.default_rng(0)
+    size = 160
+    image = rng.normal(0, 0.5, (size, size)).astype(np.float32)  # clean ice, pixel noise
+    yy, xx = np.mgrid[0:size, 0:size]
+    film = (xx > 30) & (xx < 70) & (yy > 30) & (yy < 130)  # carbon: one IQR darker, a sharp edge
+    image[film] -= 1.0
+    image += (0.8 * (xx - 120) / 40.0 * (xx > 90)).astype(np.float32) * -1  # thicker ice: smooth darkening
+    prob = np.full(image.shape, 0.05, np.float32)
+    prob[film] = 0.6  # the network: moderate on both, sure of neither
+    ramp = (xx > 110) & (xx < 150) & (yy > 30) & (yy < 130)
+    prob[ramp] = 0.6
+    out = stepped_probability(prob, image, low=0.35, min_step=6.0)
+    assert np.array_equal(out[film], prob[film])  # kept: the image steps across its edge
+    assert np.all(out[ramp] == pytest.approx(0.175))  # damped: no step, only a gradient
+    assert np.array_equal(stepped_probability(prob, image, 0.35, min_step=0.0), prob)  # the rule off
+    tiny = np.full(image.shape, 0.05, np.float32)
+    tiny[80:84, 100:104] = 0.9  # too small for a ring to be measured: kept
+    assert stepped_probability(tiny, image, 0.35, 6.0)[81, 101] == pytest.approx(0.9)

@@ -11,12 +11,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from scopeline.cryoem.cleaner.regions import REGION_LOW, REGION_SEED, REGION_SEED_BOXES
+from scopeline.cryoem.cleaner.regions import REGION_LOW, REGION_SEED, REGION_SEED_BOXES, REGION_STEP
 
 DEFAULT_THRESHOLD = 0.65  # balanced on validation seeds: see docs/clean.md
 GUARD_FRACTION = 0.5  # a micrograph flagged bad over more than this fraction gets a warning
 MEASURE_FIELDS = ("box_size", "model", "tile", "overlap", "invert_contrast", "pixel_size",
-                  "other_pixel_size", "output_scale", "region_low", "region_seed", "region_seed_boxes")  # what changes the scores
+                  "other_pixel_size", "output_scale", "region_low", "region_seed", "region_seed_boxes", "region_step")  # what changes the scores
 
 
 class CleanParams(BaseModel):
@@ -42,6 +42,9 @@ class CleanParams(BaseModel):
                                            "a core this probable (regions.py)")
     region_seed_boxes: float = Field(REGION_SEED_BOXES, ge=0,
                                      description="the confident core must cover at least this many particle-box areas")
+    region_step: float = Field(REGION_STEP, ge=0,
+                               description="0 (default): off; e.g. 6: a candidate region is bad only if the image "
+                                           "steps across its boundary this many times the field's fluctuation (regions.py)")
     invert_contrast: bool = Field(False, description="micrographs have bright particles on dark")
     pixel_size: float | None = Field(None, gt=0, description="A/px of the coordinates' micrographs")
     other_pixel_size: float | None = Field(None, gt=0, description="A/px of --other-micrographs")
@@ -52,11 +55,12 @@ class CleanParams(BaseModel):
 
 def bad_region_probability(image: np.ndarray, box: float, model, params: CleanParams) -> tuple[np.ndarray, np.ndarray]:
     """(bad-region probability, normalised image), both at model scale (box ~16 px): the
-    network's probability; with ``params.region_seed`` > 0, regions that hold no
-    confident core are damped (:func:`scopeline.cryoem.cleaner.regions.seeded_probability`)."""
+    network's probability; with ``params.region_step`` > 0, regions whose boundary shows no
+    step in the image are damped, with ``params.region_seed`` > 0 regions that hold no
+    confident core (:mod:`scopeline.cryoem.cleaner.regions`)."""
     from scopeline.cryoem.cleaner.predict import predict_probability
     from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, robust_normalise
-    from scopeline.cryoem.cleaner.regions import seeded_probability
+    from scopeline.cryoem.cleaner.regions import seeded_probability, stepped_probability
 
     if not np.isfinite(image).all():
         raise ValueError("micrograph contains NaN or Inf values")
@@ -64,6 +68,7 @@ def bad_region_probability(image: np.ndarray, box: float, model, params: CleanPa
     if params.invert_contrast:
         small = -small
     prob = predict_probability(small, model, params.tile, params.overlap)
+    prob = stepped_probability(prob, small, params.region_low, params.region_step)
     return seeded_probability(prob, params.region_low, params.region_seed, params.region_seed_boxes), small
 
 

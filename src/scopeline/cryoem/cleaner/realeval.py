@@ -23,14 +23,15 @@ import numpy as np
 from scopeline.cryoem.cleaner.cleaning import CleanParams, bad_region_probability
 from scopeline.cryoem.cleaner.evaluate import balanced_threshold, roc_auc
 from scopeline.cryoem.cleaner.realdata import BAD, GOOD, IGNORE
-from scopeline.cryoem.cleaner.regions import REGION_SEED
+from scopeline.cryoem.cleaner.regions import REGION_SEED, REGION_STEP
 from scopeline.cryoem.cleaner.score import box_means, good_region_scores, keep_decision
 
 
-def probability(model, image: np.ndarray, box_size: float, region_seed: float = REGION_SEED) -> np.ndarray:
+def probability(model, image: np.ndarray, box_size: float, region_seed: float = REGION_SEED,
+                region_step: float = REGION_STEP) -> np.ndarray:
     """Bad-region probability at model scale, as ``scopeline clean`` computes it
-    (``region_seed`` > 0, e.g. 0.8: with the seeded-region rule of ``regions.py``)."""
-    params = CleanParams(box_size=box_size, device="cpu", region_seed=region_seed)
+    (``region_seed`` > 0, e.g. 0.8, ``region_step`` > 0, e.g. 6: the rules of ``regions.py``)."""
+    params = CleanParams(box_size=box_size, device="cpu", region_seed=region_seed, region_step=region_step)
     return bad_region_probability(np.asarray(image, np.float32), box_size, model, params)[0]
 
 
@@ -136,12 +137,13 @@ LOOKS = {
 }
 
 
-def evaluate_look(model, item, look: str, threshold: float, region_seed: float = REGION_SEED) -> dict[str, float]:
+def evaluate_look(model, item, look: str, threshold: float, region_seed: float = REGION_SEED,
+                  region_step: float = REGION_STEP) -> dict[str, float]:
     """Figures of a CryoPPP-like micrograph (no region labelled: every labelled particle
     counts as good) after ``LOOKS[look]``; the particles are rescaled with the image."""
     image, box = LOOKS[look](item.image, item.box_size)
     scale = image.shape[1] / item.image.shape[1]
-    prob = probability(model, image, box, region_seed)
+    prob = probability(model, image, box, region_seed, region_step)
     return evaluate_micrograph(prob, np.zeros(image.shape, np.uint8), (item.particles + 0.5) * scale - 0.5, box, threshold)
 
 

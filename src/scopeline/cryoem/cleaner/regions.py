@@ -78,3 +78,69 @@ def seeded_probability(prob: np.ndarray, low: float = REGION_LOW, seed: float = 
     seeded[seeded_regions] = True
     seeded[0] = True  # below ``low``: unchanged
     return np.where(seeded[regions], prob, np.minimum(prob, np.float32(low / 2))).astype(np.float32)
+
+
+REGION_STEP = 0.0  # off; e.g. 6: a candidate region is bad only if the image steps across its boundary this much
+
+
+def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION_LOW, min_step: float = REGION_STEP,
+                        band: int = 8, window: int = int(MODEL_BOX_PX)) -> np.ndarray:
+    """Bad-region probability with candidate regions whose boundary shows no step in the image damped.
+
+    Carbon film, contamination, crystalline ice and ethane differ in level from the ice
+    around them, with a boundary; thicker or particle-poor ice that the network mistakes
+    for film darkens smoothly. So, independently of how confident the network is, a
+    candidate region counts as bad only where the image level steps across its boundary.
+
+    Parameters
+    ----------
+    prob : ndarray
+        Bad-region probability (2-D, model scale: a particle box is 16 px).
+    image : ndarray
+        The normalised model-scale micrograph ``prob`` was computed from.
+    low : float
+        Pixels with ``prob >= low`` form candidate regions (4-connected).
+    min_step : float
+        Smallest step, in units of the field's own fluctuation: the image (smoothed at
+        2 px) is averaged over ``window``-wide boxes of a ``band``-px ring inside and a ring
+        outside the region; the step is the largest |outside - inside| along the boundary,
+        divided by the robust spread of differences between neighbouring box means of the
+        whole field (so a dense, contrasty field needs a larger step than a smooth one).
+        Regions whose rings cannot be measured (tiny, or only along the micrograph
+        border) are kept. ``min_step <= 0`` turns the rule off.
+
+    Returns
+    -------
+    ndarray
+        float32 probability; damped regions are capped at ``low / 2``.
+    """
+    import cv2
+
+    prob = np.asarray(prob, np.float32)
+    candidate = prob >= low
+    labels, n = ndi.label(candidate)
+    if min_step <= 0 or n == 0:
+        return prob
+    level = cv2.GaussianBlur(np.asarray(image, np.float32), (0, 0), 2.0)
+    inside_depth = ndi.distance_transform_edt(candidate)
+    outside_depth = ndi.distance_transform_edt(~candidate)
+    interior = np.zeros(prob.shape, bool)
+    interior[band:-band, band:-band] = True  # the micrograph border is no boundary
+    inner = candidate & (inside_depth <= band) & interior
+    outer = ~candidate & (outside_depth <= band) & interior
+
+    def box_sum(a: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(a.astype(np.float32), -1, (window, window), normalize=False)
+
+    n_inner, n_outer = box_sum(inner), box_sum(outer)
+    measurable = (n_inner >= 2 * window) & (n_outer >= 2 * window)
+    step = np.abs(box_sum(level * outer) / np.maximum(n_outer, 1) - box_sum(level * inner) / np.maximum(n_inner, 1))
+    means = cv2.boxFilter(level, -1, (window, window))
+    neighbours = np.concatenate([(means[:, window:] - means[:, :-window]).ravel(),
+                                 (means[window:, :] - means[:-window, :]).ravel()])
+    spread = 1.4826 * float(np.median(np.abs(neighbours - np.median(neighbours)))) + 1e-6
+    index = np.arange(1, n + 1)
+    largest = np.asarray(ndi.maximum(np.where(measurable & inner, step, 0.0), labels, index), float) / spread
+    has_ring = np.asarray(ndi.maximum(measurable & inner, labels, index), bool)
+    keep = np.concatenate([[True], (largest >= min_step) | ~has_ring])
+    return np.where(keep[labels], prob, np.minimum(prob, np.float32(low / 2))).astype(np.float32)
