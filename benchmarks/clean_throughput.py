@@ -24,7 +24,7 @@ import numpy as np
 from scopeline.cryoem.cleaner.clean import CleanParams, read_micrograph, run_clean
 from scopeline.cryoem.cleaner.predict import BadRegionModel, predict_probability
 from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, robust_normalise
-from scopeline.cryoem.cleaner.regions import seeded_probability
+from scopeline.cryoem.cleaner.regions import seeded_probability, stepped_probability
 from scopeline.cryoem.cleaner.score import good_region_scores
 from scopeline.cryoem.cleaner.synth import simulate_micrograph
 
@@ -59,6 +59,9 @@ def stage_times(path: Path, box: int, threads: int) -> dict[str, float]:
     t = time.perf_counter()
     prob = seeded_probability(prob, seed=0.8)
     times["seeded regions (--region-seed 0.8)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    prob = stepped_probability(prob, small, min_step=6.0)
+    times["image step (--region-step 6)"] = time.perf_counter() - t
     t = time.perf_counter()
     xy = np.random.default_rng(0).uniform(0, image.shape[0], (300, 2))
     good_region_scores(prob, xy[:, 0], xy[:, 1], box, image.shape[1] / prob.shape[1], image.shape[0] / prob.shape[0])
