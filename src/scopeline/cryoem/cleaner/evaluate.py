@@ -16,7 +16,6 @@ from scipy.stats import rankdata
 
 from scopeline.cryoem.cleaner.predict import predict_probability
 from scopeline.cryoem.cleaner.preprocess import robust_normalise
-from scopeline.cryoem.cleaner.regions import seeded_probability
 from scopeline.cryoem.cleaner.score import box_means, keep_decision
 from scopeline.cryoem.cleaner.synth import random_picks, simulate_micrograph
 
@@ -61,10 +60,10 @@ def collect(model, seeds: Iterable[int], size: int = 384, rescale: float = 1.0) 
 
 def _predict_resampled(model, image: np.ndarray, rescale: float) -> np.ndarray:
     if rescale == 1.0:
-        return seeded_probability(predict_probability(robust_normalise(image), model))
+        return predict_probability(robust_normalise(image), model)
     side = max(16, int(round(image.shape[0] * rescale)))
     method = cv2.INTER_AREA if rescale < 1 else cv2.INTER_LINEAR
-    prob = seeded_probability(predict_probability(robust_normalise(cv2.resize(image, (side, side), interpolation=method)), model))
+    prob = predict_probability(robust_normalise(cv2.resize(image, (side, side), interpolation=method)), model)
     return cv2.resize(prob, image.shape[::-1], interpolation=cv2.INTER_LINEAR)
 
 

@@ -1,6 +1,17 @@
-"""Bad regions need a confident core: hysteresis on the bad-region probability (opt-in).
+"""Two opt-in rules that damp candidate bad regions the network alone is not trusted on.
 
-On real micrographs a network's false alarms are patches of moderate probability
+* :func:`stepped_probability` (``--region-step``): a region is bad only if the image
+  level steps across its boundary (carbon, contamination, crystalline ice and ethane
+  have edges; thicker ice darkens smoothly). It does not depend on the network's
+  calibration. Off by default: with the shipped weights it costs deep carbon (38.7 ->
+  30.2 % removed on 15_27_22, in-sample) while clearing every CryoPPP false alarm
+  (docs/clean.md, "Session 6").
+* :func:`seeded_probability` (``--region-seed``): a region is bad only if it holds a
+  confident core (hysteresis), described below.
+
+Both cap a damped region's probability at ``low / 2``.
+
+Seeded regions. On real micrographs a network's false alarms are patches of moderate probability
 (0.4-0.8) on clean ice: particle-poor or thicker, darker ice that looks locally like
 carbon film (EMPIAR-10059's darker corners, EMPIAR-10017 17_02_43). Real carbon and
 contamination carry such moderate probability too, deep inside, but -- for a network
@@ -29,6 +40,7 @@ smaller than a box at the border of 15_07_41 is no longer flagged.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -37,6 +49,15 @@ from scopeline.cryoem.cleaner.preprocess import MODEL_BOX_PX
 REGION_LOW = 0.35  # a pixel is part of a candidate region at this probability (= 1 - the default threshold 0.65)
 REGION_SEED = 0.0  # off; 0.8: a candidate region is bad only if it holds a core this probable ...
 REGION_SEED_BOXES = 1.0  # ... covering at least this many particle-box areas (a box is 16 x 16 model pixels)
+REGION_STEP = 0.0  # off; e.g. 6: a candidate region is bad only if the image steps across its boundary this much
+
+
+def _damp(prob: np.ndarray, labels: np.ndarray, keep: np.ndarray, low: float) -> np.ndarray:
+    """``prob`` with the candidate regions ``labels == i`` for which ``keep[i]`` is False
+    capped at ``low / 2`` (``keep[0]``, the background, is set True here)."""
+    keep = np.asarray(keep, bool).copy()
+    keep[0] = True
+    return np.where(keep[labels], prob, np.minimum(prob, np.float32(low / 2))).astype(np.float32)
 
 
 def seeded_probability(prob: np.ndarray, low: float = REGION_LOW, seed: float = REGION_SEED,
@@ -67,20 +88,12 @@ def seeded_probability(prob: np.ndarray, low: float = REGION_LOW, seed: float = 
         return prob
     regions, n_regions = ndi.label(prob >= low)
     cores, n_cores = ndi.label(prob >= seed)
-    if n_cores:
-        areas = np.bincount(cores.ravel(), minlength=n_cores + 1)
-        large = areas >= max(1.0, seed_boxes * MODEL_BOX_PX**2)
-        large[0] = False
-        seeded_regions = np.unique(regions[large[cores]])
-    else:
-        seeded_regions = np.zeros(0, int)
+    areas = np.bincount(cores.ravel(), minlength=n_cores + 1)
+    large = areas >= max(1.0, seed_boxes * MODEL_BOX_PX**2)
+    large[0] = False
     seeded = np.zeros(n_regions + 1, bool)
-    seeded[seeded_regions] = True
-    seeded[0] = True  # below ``low``: unchanged
-    return np.where(seeded[regions], prob, np.minimum(prob, np.float32(low / 2))).astype(np.float32)
-
-
-REGION_STEP = 0.0  # off; e.g. 6: a candidate region is bad only if the image steps across its boundary this much
+    seeded[np.unique(regions[large[cores]])] = True
+    return _damp(prob, regions, seeded, low)
 
 
 def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION_LOW, min_step: float = REGION_STEP,
@@ -114,8 +127,6 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
     ndarray
         float32 probability; damped regions are capped at ``low / 2``.
     """
-    import cv2
-
     prob = np.asarray(prob, np.float32)
     candidate = prob >= low
     labels, n = ndi.label(candidate)
@@ -142,5 +153,4 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
     index = np.arange(1, n + 1)
     largest = np.asarray(ndi.maximum(np.where(measurable & inner, step, 0.0), labels, index), float) / spread
     has_ring = np.asarray(ndi.maximum(measurable & inner, labels, index), bool)
-    keep = np.concatenate([[True], (largest >= min_step) | ~has_ring])
-    return np.where(keep[labels], prob, np.minimum(prob, np.float32(low / 2))).astype(np.float32)
+    return _damp(prob, labels, np.concatenate([[True], (largest >= min_step) | ~has_ring]), low)
