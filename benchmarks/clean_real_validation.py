@@ -48,7 +48,7 @@ from scopeline.cryoem.cleaner.realeval import (
     probability,
     to_8bit,
 )
-from scopeline.cryoem.cleaner.regions import seeded_probability, stepped_probability
+from scopeline.cryoem.cleaner.regions import REGION_SEED, REGION_STEP, seeded_probability, stepped_probability
 from scopeline.cryoem.cleaner.score import box_means
 from scopeline.cryoem.cleaner.synth import random_picks, simulate_micrograph
 
@@ -71,7 +71,7 @@ def fmt(value: float, percent: bool = True) -> str:
 
 
 def empiar_table(data: Path, model_path: str | None, lomo: Path | None, threshold: float,
-                 region_seed: float = 0.0, region_step: float = 0.0) -> list[dict]:
+                 region_seed: float = REGION_SEED, region_step: float = REGION_STEP) -> list[dict]:
     """Per-micrograph figures. With fold models (``lomo``) each micrograph is scored by
     the model that never saw it, at the balanced threshold chosen on the *other*
     micrographs' out-of-fold scores (``realeval.choose_threshold``), and at ``threshold``."""
@@ -109,8 +109,8 @@ def empiar_table(data: Path, model_path: str | None, lomo: Path | None, threshol
     return rows
 
 
-def cryoppp_tables(data: Path, model: BadRegionModel, threshold: float, region_seed: float = 0.0,
-                   region_step: float = 0.0) -> dict[str, list[dict]]:
+def cryoppp_tables(data: Path, model: BadRegionModel, threshold: float, region_seed: float = REGION_SEED,
+                   region_step: float = REGION_STEP) -> dict[str, list[dict]]:
     items = load_cryoppp(data, ("valid", "test"))
     results: dict[str, list[dict]] = {}
     for look in LOOKS:
@@ -140,7 +140,7 @@ SIM_LOOKS = {
 
 
 def simulated_table(model: BadRegionModel, n: int, threshold: float, size: int = 384,
-                    region_seed: float = 0.0, region_step: float = 0.0) -> dict[str, dict]:
+                    region_seed: float = REGION_SEED, region_step: float = REGION_STEP) -> dict[str, dict]:
     out = {}
     print(f"\n## Simulated held-out ({n} micrographs {size}^2 at model scale, seeds {HELD_OUT_SEED}+), threshold {threshold}")
     print("| look | pixel AUC | bad removed | good kept | border kept |")
@@ -177,10 +177,10 @@ def main() -> None:
     parser.add_argument("--sim", type=int, default=20, help="simulated held-out micrographs (0: skip)")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--skip", nargs="*", default=[], choices=["empiar", "cryoppp"])
-    parser.add_argument("--region-seed", type=float, default=0.0,
-                        help="the seeded-region rule (regions.py): 0 off (default), e.g. 0.8")
-    parser.add_argument("--region-step", type=float, default=0.0,
-                        help="the image-step rule (regions.py): 0 off (default), e.g. 6")
+    parser.add_argument("--region-seed", type=float, default=REGION_SEED,
+                        help=f"the seeded-region rule (regions.py): 0 off, e.g. 0.8 (default {REGION_SEED})")
+    parser.add_argument("--region-step", type=float, default=REGION_STEP,
+                        help=f"the image-step rule (regions.py): 0 off (default {REGION_STEP})")
     args = parser.parse_args()
     start = time.monotonic()
     model = BadRegionModel(args.model, device="cpu")

@@ -206,7 +206,7 @@ def clean(
     output_scale: str = typer.Option(_default(CleanParams, "output_scale"), "--output-scale", help="Write cleaned coordinates at the scale of the 'coordinates' or of the 'other' micrographs."),
     invert_contrast: bool = typer.Option(False, "--invert-contrast", help="Micrographs have bright particles on a dark background."),
     region_seed: float = typer.Option(_default(CleanParams, "region_seed"), "--region-seed", help="Off (0) by default. E.g. 0.8: a candidate bad region counts only if it holds a core (one box) at least this probable: removes false alarms on clean ice for a model confident on real carbon (docs/clean.md)."),
-    region_step: float = typer.Option(_default(CleanParams, "region_step"), "--region-step", help="Off (0) by default. E.g. 6: a candidate bad region counts only if the image steps across its boundary this many times the field's own fluctuation: removes false alarms on smoothly darker ice (docs/clean.md)."),
+    region_step: float = typer.Option(_default(CleanParams, "region_step"), "--region-step", help="A candidate bad region counts only if the image steps across its boundary this many times the field's own fluctuation (default 6): removes false alarms on smoothly darker ice; 0 turns it off (docs/clean.md)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model weights (.onnx or .pt; default: the shipped model)."),
     device: str = typer.Option(_default(CleanParams, "device"), "--device", help="auto | cpu | cuda | torch-cpu."),
     threads: int = typer.Option(_default(CleanParams, "threads"), "--threads", help="Inference threads (per worker)."),
@@ -239,9 +239,10 @@ def clean_train(
     out_dir: Path = typer.Option(..., "--out", help="Output folder: cleaner_unet.onnx (pass it to `clean --model`), .pt, train_log.json."),
     box_size: float = typer.Option(..., "--box-size", help="Particle box in pixels of these micrographs."),
     label_format: str = typer.Option("classes", "--label-format", help="classes: 0 good, 1 particle, 2 contamination, 3 carbon, 4 ignore, 5+ other bad; binary: 0 good, non-zero bad."),
-    steps: int = typer.Option(300, "--steps", help="Training steps (batches of 8 crops)."),
-    minutes: float = typer.Option(30.0, "--minutes", help="Stop early after this many minutes."),
+    steps: int = typer.Option(300, "--steps", help="Training steps per member (batches of 8 crops)."),
+    minutes: float = typer.Option(30.0, "--minutes", help="Stop early after this many minutes (all members together)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint (.pt; default: the shipped model)."),
+    members: Optional[int] = typer.Option(None, "--members", min=1, help="Networks fine-tuned, each from its own member of --init (default: as many as it holds; the shipped model: see docs/clean.md)."),
 ):
     """Fine-tune the micrograph cleaner on your own labelled micrographs."""
     from .cryoem.cleaner.train import fine_tune_on_labels
@@ -249,7 +250,8 @@ def clean_train(
 
     if label_format not in ("classes", "binary"):
         raise ConfigError("--label-format", f"unknown label format {label_format!r}", "give classes or binary")
-    summary = fine_tune_on_labels(images, labels, out_dir, box_size, label_format, steps, minutes, init, log=lambda t: None)
+    summary = fine_tune_on_labels(images, labels, out_dir, box_size, label_format, steps, minutes, init,
+                                  log=lambda t: None, members=members)
     out.print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s on {len(summary['real_micrographs'])} "
               f"micrographs; use --model {out_dir / 'cleaner_unet.onnx'}")
 

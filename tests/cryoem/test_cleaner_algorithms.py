@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scopeline.cryoem.cleaner.predict import blend_window, predict_probability, tile_starts
+from scopeline.cryoem.cleaner.predict import blend_window, predict_probability, tile_layout
 from scopeline.cryoem.cleaner.preprocess import downsample, downsample_factor, prepare, robust_normalise
 from scopeline.cryoem.cleaner.regions import seeded_probability, stepped_probability
 from scopeline.cryoem.cleaner.score import box_means, good_region_scores, inside_image, keep_decision
@@ -68,13 +68,17 @@ def test_downsample_area_average_and_factor():
 
 
 def test_tiles_cover_with_overlap():
-    for length in (100, 256, 257, 330, 1000):
-        starts = tile_starts(max(length, 256), 256, 32)
-        covered = np.zeros(max(length, 256), bool)
+    assert tile_layout(336, 512, 32) == (336, [0])  # a 4k micrograph at box 200: one pass
+    for length in (104, 256, 264, 336, 520, 1000, 1648):
+        tile, starts = tile_layout(length, 256, 32)
+        assert tile <= 256 and tile % 8 == 0 and starts[0] == 0 and starts[-1] + tile == length
+        covered = np.zeros(length, bool)
         for s in starts:
-            covered[s : s + 256] = True
+            covered[s : s + tile] = True
         assert covered.all()
-        assert all(b - a <= 256 - 32 for a, b in zip(starts, starts[1:]))
+        assert all(b - a <= tile - 32 for a, b in zip(starts, starts[1:]))
+        assert len(starts) == (1 if length <= 256 else int(np.ceil((length - 32) / (256 - 32))))  # the fewest
+    assert tile_layout(520, 256, 32) == (200, [0, 160, 320])  # as short as three tiles allow
     w = blend_window(256, 32)
     assert w.min() > 0 and w.max() == 1.0
 
@@ -87,9 +91,10 @@ class _PixelwiseModel:
 
 
 @pytest.mark.parametrize("shape", [(100, 90), (256, 256), (330, 331), (600, 420)])
-def test_tiled_prediction_has_no_seams(shape):
+@pytest.mark.parametrize("tile", [256, 512])
+def test_tiled_prediction_has_no_seams(shape, tile):
     image = np.random.default_rng(1).normal(size=shape).astype(np.float32)
-    prob = predict_probability(image, _PixelwiseModel(), tile=256, overlap=32)
+    prob = predict_probability(image, _PixelwiseModel(), tile=tile, overlap=32)
     assert prob.shape == shape
     assert np.allclose(prob, 1 / (1 + np.exp(-image)), atol=1e-6)
 
@@ -169,3 +174,21 @@ def test_only_regions_with_a_step_in_the_image_stay_bad():
     tiny = np.full(image.shape, 0.05, np.float32)
     tiny[80:84, 100:104] = 0.9  # too small for a ring to be measured: kept
     assert stepped_probability(tiny, image, 0.35, 6.0)[81, 101] == pytest.approx(0.9)
+
+
+def test_a_padded_border_is_found_and_is_no_step():
+    from scopeline.cryoem.cleaner.regions import padded_border
+
+    rng = np.random.default_rng(2)
+    ice = rng.normal(0, 0.5, (200, 240)).astype(np.float32)
+    assert padded_border(ice) == (0, 0, 0, 0)
+    padded = np.pad(ice[10:-4, 7:-12], ((10, 4), (7, 12)), mode="edge")  # streaks: the edge repeated
+    padded[:, -1] = rng.normal(0, 0.5, 200)  # one unpadded column at the very edge (JPEG) does not hide it
+    assert padded_border(padded) == (10, 4, 7, 12)
+
+    # a false alarm next to a streaked border: the streaks step against the ice, the region is damped
+    streaked = np.pad(ice[:, 12:], ((0, 0), (12, 0)), mode="edge")
+    streaked[:, :12] += 2.0 * np.sign(rng.normal(size=(200, 1))).astype(np.float32)  # bright and dark streaks
+    prob = np.full(streaked.shape, 0.05, np.float32)
+    prob[40:160, 12:80] = 0.6  # on the ice, touching the padding
+    assert np.all(stepped_probability(prob, streaked, 0.35, 6.0)[40:160, 12:80] == pytest.approx(0.175))

@@ -12,7 +12,14 @@ torch = pytest.importorskip("torch")
 
 from scopeline.cryoem.cleaner.onnx_export import load_unet  # noqa: E402
 from scopeline.cryoem.cleaner.predict import BadRegionModel  # noqa: E402
-from scopeline.cryoem.cleaner.train import TrainConfig, WeightAverage, init_unet, load_pair, train  # noqa: E402
+from scopeline.cryoem.cleaner.train import (  # noqa: E402
+    TrainConfig,
+    WeightAverage,
+    init_unet,
+    load_pair,
+    train,
+    train_ensemble,
+)
 
 
 def _write_mrc(path, data):
@@ -45,6 +52,45 @@ def test_tiny_training_run_writes_consistent_models(tmp_path):
     first = torch.load(tmp_path / "run" / "cleaner_unet.pt", weights_only=True)["state_dict"]
     second = torch.load(tmp_path / "again" / "cleaner_unet.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_an_ensemble_is_the_maximum_of_its_members_and_resumes(tmp_path):
+    from dataclasses import replace
+
+    from scopeline.errors import ConfigError
+
+    mic = np.random.default_rng(0).normal(100, 5, (256, 256)).astype(np.float32)
+    mask = np.zeros_like(mic)
+    mask[:, :100] = 1
+    _write_mrc(tmp_path / "m.mrc", mic)
+    _write_mrc(tmp_path / "k.mrc", mask)
+    config = TrainConfig(out=tmp_path / "ens", steps=2, batch=2, crop=64, image_size=64, buffer=4, channels=(4, 8),
+                         pairs=[(tmp_path / "m.mrc", tmp_path / "k.mrc")], box_size=32, seed=5, members=2)
+    summary = train_ensemble(config, log=lambda text: None)
+    assert [m["config"]["seed"] for m in summary["members"]] == [5, 6]
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 1, 64, 64)).astype(np.float32))
+    with torch.no_grad():
+        members = [load_unet(tmp_path / "ens" / f"member-{k}" / "cleaner_unet.pt")(x).numpy() for k in (0, 1)]
+        ensemble = load_unet(tmp_path / "ens" / "cleaner_unet.pt")(x).numpy()
+    assert not np.allclose(members[0], members[1])
+    assert np.array_equal(ensemble, np.maximum(*members))  # worked by hand: the larger logit wins
+    onnx = BadRegionModel(tmp_path / "ens" / "cleaner_unet.onnx").logits(x.numpy())
+    assert np.allclose(onnx, ensemble, atol=1e-4)
+
+    # an interrupted run resumes: a member with a log is not trained again
+    (tmp_path / "ens" / "train_log.json").unlink()
+    stamp = (tmp_path / "ens" / "member-0" / "cleaner_unet.pt").stat().st_mtime_ns
+    lines = []
+    train_ensemble(config, log=lines.append)
+    assert any("member 0: trained already" in line for line in lines)
+    assert (tmp_path / "ens" / "member-0" / "cleaner_unet.pt").stat().st_mtime_ns == stamp
+    with pytest.raises(ConfigError, match="other options"):  # never mixes members of other recipes
+        train_ensemble(replace(config, lr=1e-2), log=lambda text: None)
+
+    # fine-tuning from an ensemble starts member k from member k
+    first = init_unet(tmp_path / "ens" / "cleaner_unet.pt", member=1).state_dict()
+    second = torch.load(tmp_path / "ens" / "member-1" / "cleaner_unet.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(first[k], second[k]) for k in second)
 
 
 def test_weight_average_is_the_exponential_moving_average_of_the_steps():

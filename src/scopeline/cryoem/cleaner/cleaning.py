@@ -33,7 +33,7 @@ class CleanParams(BaseModel):
     model: Path | None = Field(None, description="ONNX (.onnx) or torch (.pt) weights; default: shipped")
     device: Literal["auto", "cpu", "cuda", "torch-cpu"] = "auto"
     threads: int = Field(2, ge=1)
-    tile: int = Field(256, ge=64)
+    tile: int = Field(512, ge=64, description="largest tile side at model scale (px); a 4k micrograph at box 200 (328 px) is one pass")
     overlap: int = Field(32, ge=0)
     region_low: float = Field(REGION_LOW, ge=0, le=1,
                               description="pixels at least this probable form candidate bad regions (regions.py)")
@@ -43,8 +43,8 @@ class CleanParams(BaseModel):
     region_seed_boxes: float = Field(REGION_SEED_BOXES, ge=0,
                                      description="the confident core must cover at least this many particle-box areas")
     region_step: float = Field(REGION_STEP, ge=0,
-                               description="0 (default): off; e.g. 6: a candidate region is bad only if the image "
-                                           "steps across its boundary this many times the field's fluctuation (regions.py)")
+                               description="a candidate region is bad only if the image steps across its boundary this "
+                                           "many times the field's fluctuation (default 6; 0: off; regions.py)")
     invert_contrast: bool = Field(False, description="micrographs have bright particles on dark")
     pixel_size: float | None = Field(None, gt=0, description="A/px of the coordinates' micrographs")
     other_pixel_size: float | None = Field(None, gt=0, description="A/px of --other-micrographs")

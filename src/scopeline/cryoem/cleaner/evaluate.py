@@ -16,6 +16,7 @@ from scipy.stats import rankdata
 
 from scopeline.cryoem.cleaner.predict import predict_probability
 from scopeline.cryoem.cleaner.preprocess import robust_normalise
+from scopeline.cryoem.cleaner.regions import REGION_LOW, REGION_STEP, stepped_probability
 from scopeline.cryoem.cleaner.score import box_means, keep_decision
 from scopeline.cryoem.cleaner.synth import random_picks, simulate_micrograph
 
@@ -31,16 +32,19 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def collect(model, seeds: Iterable[int], size: int = 384, rescale: float = 1.0) -> dict[str, np.ndarray]:
+def collect(model, seeds: Iterable[int], size: int = 384, rescale: float = 1.0,
+            region_step: float = REGION_STEP) -> dict[str, np.ndarray]:
     """Predicted pixel probabilities, true labels and per-pick scores over ``seeds``.
 
     ``rescale`` != 1 resamples each micrograph before the model (a box that is not 16 px,
     a different noise texture) and the probability back, to test robustness.
+    ``region_step``: the image-step rule as ``scopeline clean`` applies it (default on;
+    ``regions.stepped_probability``).
     """
     pixel_prob, pixel_true, pick_score, pick_class = [], [], [], []
     for seed in seeds:
         micrograph = simulate_micrograph(seed, size)
-        prob = _predict_resampled(model, micrograph.image, rescale)
+        prob = _predict_resampled(model, micrograph.image, rescale, region_step)
         certain = (micrograph.mask == 0) | (micrograph.mask == 1)
         pixel_prob.append(prob[certain][::7])  # a subsample keeps the AUC cheap
         pixel_true.append(micrograph.mask[certain][::7] == 1)
@@ -58,13 +62,15 @@ def collect(model, seeds: Iterable[int], size: int = 384, rescale: float = 1.0) 
     }
 
 
-def _predict_resampled(model, image: np.ndarray, rescale: float) -> np.ndarray:
-    if rescale == 1.0:
-        return predict_probability(robust_normalise(image), model)
-    side = max(16, int(round(image.shape[0] * rescale)))
-    method = cv2.INTER_AREA if rescale < 1 else cv2.INTER_LINEAR
-    prob = predict_probability(robust_normalise(cv2.resize(image, (side, side), interpolation=method)), model)
-    return cv2.resize(prob, image.shape[::-1], interpolation=cv2.INTER_LINEAR)
+def _predict_resampled(model, image: np.ndarray, rescale: float, region_step: float) -> np.ndarray:
+    if rescale != 1.0:
+        side = max(16, int(round(image.shape[0] * rescale)))
+        method = cv2.INTER_AREA if rescale < 1 else cv2.INTER_LINEAR
+        small = robust_normalise(cv2.resize(image, (side, side), interpolation=method))
+    else:
+        small = robust_normalise(image)
+    prob = stepped_probability(predict_probability(small, model), small, REGION_LOW, region_step)
+    return prob if rescale == 1.0 else cv2.resize(prob, image.shape[::-1], interpolation=cv2.INTER_LINEAR)
 
 
 def pick_rates(data: dict[str, np.ndarray], threshold: float) -> dict[str, float]:

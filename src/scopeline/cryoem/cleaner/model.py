@@ -48,3 +48,28 @@ class UNet(nn.Module):
         for block, skip in zip(self.up, reversed(skips[:-1])):
             x = block(torch.cat([self.upsample(x), skip], dim=1))
         return self.head(x)
+
+
+class MaxEnsemble(nn.Module):
+    """Several U-Nets read as one: the elementwise maximum of their logits (a pixel is as
+    bad as the most suspicious member says). Members trained from different seeds miss
+    different real carbon (docs/clean.md, "Session 7"); the maximum keeps what any of them
+    finds, and the image-step rule (``regions.stepped_probability``) removes the false
+    alarms this adds on clean ice."""
+
+    def __init__(self, members: list[UNet]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.channels = members[0].channels
+
+    @property
+    def multiple(self) -> int:
+        return max(member.multiple for member in self.members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.members[0](x)
+        for member in self.members[1:]:
+            logits = torch.maximum(logits, member(x))
+        return logits

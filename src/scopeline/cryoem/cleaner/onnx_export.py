@@ -1,6 +1,11 @@
-"""Export a trained U-Net to ONNX so inference needs only onnxruntime.
+"""Checkpoints of the cleaner's network, and their export to ONNX so inference needs only
+onnxruntime.
 
     python -m scopeline.cryoem.cleaner.onnx_export STATE_DICT.pt OUT.onnx
+
+A checkpoint holds one U-Net (``{"channels", "state_dict"}``) or an ensemble
+(``{"members": [{"channels", "state_dict"}, ...]}``, read as :class:`model.MaxEnsemble`;
+exported as one ONNX graph).
 """
 
 from __future__ import annotations
@@ -10,19 +15,43 @@ from pathlib import Path
 
 import torch
 
-from scopeline.cryoem.cleaner.model import UNet
+from scopeline.cryoem.cleaner.model import MaxEnsemble, UNet
 from scopeline.io.atomic import atomic_path
 
 
-def load_unet(state_path: str | Path) -> UNet:
-    """A UNet in eval mode from a checkpoint written by ``train.py``."""
-    checkpoint = torch.load(state_path, map_location="cpu", weights_only=True)
-    model = UNet(tuple(checkpoint["channels"]))
-    model.load_state_dict(checkpoint["state_dict"])
+def _unet(entry: dict) -> UNet:
+    model = UNet(tuple(entry["channels"]))
+    model.load_state_dict(entry["state_dict"])
     return model.eval()
 
 
-def export_onnx(model: UNet, out_path: str | Path, opset: int = 17) -> Path:
+def load_unet(state_path: str | Path) -> UNet | MaxEnsemble:
+    """The network in eval mode from a checkpoint written by ``train.py``: a UNet, or a
+    :class:`MaxEnsemble` for an ensemble checkpoint."""
+    checkpoint = torch.load(state_path, map_location="cpu", weights_only=True)
+    if "members" in checkpoint:
+        return MaxEnsemble([_unet(entry) for entry in checkpoint["members"]]).eval()
+    return _unet(checkpoint)
+
+
+def load_members(state_path: str | Path) -> list[UNet]:
+    """The U-Nets of a checkpoint: its members, or the one network it holds."""
+    model = load_unet(state_path)
+    return list(model.members) if isinstance(model, MaxEnsemble) else [model]
+
+
+def save_checkpoint(model: UNet | MaxEnsemble, out_path: str | Path) -> Path:
+    """Write ``model`` as a checkpoint :func:`load_unet` reads (atomic)."""
+    def entry(unet: UNet) -> dict:
+        return {"channels": list(unet.channels), "state_dict": unet.state_dict()}
+
+    state = {"members": [entry(m) for m in model.members]} if isinstance(model, MaxEnsemble) else entry(model)
+    with atomic_path(out_path) as tmp:
+        torch.save(state, tmp)
+    return Path(out_path)
+
+
+def export_onnx(model: UNet | MaxEnsemble, out_path: str | Path, opset: int = 17) -> Path:
     """Write ``model`` as ONNX with dynamic batch, height and width (atomic)."""
     model = model.eval()
     example = torch.zeros(1, 1, 256, 256)

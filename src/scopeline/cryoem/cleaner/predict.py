@@ -6,6 +6,7 @@ with ``device="cuda"`` (or ``"auto"`` when torch sees a GPU) the torch checkpoin
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -80,13 +81,18 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available()) and DEFAULT_TORCH.is_file()
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``length``, overlapping >= ``overlap``."""
-    if length <= tile:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
+def tile_layout(length: int, max_tile: int, overlap: int) -> tuple[int, list[int]]:
+    """(tile side, start offsets): the fewest tiles no longer than ``max_tile`` that cover
+    ``length`` with neighbours overlapping >= ``overlap``, each as short as that allows
+    (a multiple of :data:`MULTIPLE` when ``length`` and ``max_tile`` are). One tile when
+    ``length <= max_tile``: a 4k micrograph at box 200 (328 px at model scale) is one
+    336 px pass, 2.4x faster than four overlapping 256 px tiles (0.026 against 0.063 s,
+    shipped single network, 2 threads)."""
+    if length <= max_tile:
+        return length, [0]
+    count = math.ceil((length - overlap) / (max_tile - overlap))
+    tile = min(max_tile, MULTIPLE * math.ceil((length + (count - 1) * overlap) / count / MULTIPLE))
+    return tile, [int(start) for start in np.linspace(0, length - tile, count).round()]
 
 
 def blend_window(tile: int, overlap: int) -> np.ndarray:
@@ -97,31 +103,28 @@ def blend_window(tile: int, overlap: int) -> np.ndarray:
 
 
 def predict_probability(
-    image: np.ndarray, model: BadRegionModel, tile: int = 256, overlap: int = 32, batch: int = 4
+    image: np.ndarray, model: BadRegionModel, tile: int = 512, overlap: int = 32, batch: int = 4
 ) -> np.ndarray:
-    """Per-pixel probability of a bad region for a normalised model-scale ``image``."""
+    """Per-pixel probability of a bad region for a normalised model-scale ``image``: one
+    pass over the whole image (padded to a multiple of :data:`MULTIPLE` by mirroring) when
+    it fits in ``tile`` x ``tile``, else overlapping tiles blended without seams
+    (:func:`tile_layout`)."""
     if tile % MULTIPLE or overlap >= tile:
         raise ValueError(f"tile must be a multiple of {MULTIPLE} and larger than overlap")
     height, width = image.shape
-    # pad to at least one tile (and to a multiple of 8) by mirroring
-    padded_h = max(tile, height) if height >= tile else tile
-    padded_w = max(tile, width) if width >= tile else tile
-    padded_h += (-padded_h) % MULTIPLE
-    padded_w += (-padded_w) % MULTIPLE
-    padded = np.pad(image, ((0, padded_h - height), (0, padded_w - width)), mode="symmetric")
-
-    window = blend_window(tile, overlap)
-    weight2d = window[:, None] * window[None, :]
-    total = np.zeros((padded_h, padded_w), np.float32)
-    weights = np.zeros((padded_h, padded_w), np.float32)
-    corners = [(y, x) for y in tile_starts(padded_h, tile, overlap) for x in tile_starts(padded_w, tile, overlap)]
+    padded = np.pad(image, ((0, -height % MULTIPLE), (0, -width % MULTIPLE)), mode="symmetric")
+    (tile_h, starts_y), (tile_w, starts_x) = (tile_layout(n, tile, overlap) for n in padded.shape)
+    weight2d = blend_window(tile_h, overlap)[:, None] * blend_window(tile_w, overlap)[None, :]
+    total = np.zeros(padded.shape, np.float32)
+    weights = np.zeros(padded.shape, np.float32)
+    corners = [(y, x) for y in starts_y for x in starts_x]
     for first in range(0, len(corners), batch):
         chunk = corners[first : first + batch]
-        tiles = np.stack([padded[y : y + tile, x : x + tile] for y, x in chunk])[:, None]
+        tiles = np.stack([padded[y : y + tile_h, x : x + tile_w] for y, x in chunk])[:, None]
         prob = _sigmoid(model.logits(tiles)[:, 0])
         for (y, x), p in zip(chunk, prob):
-            total[y : y + tile, x : x + tile] += p * weight2d
-            weights[y : y + tile, x : x + tile] += weight2d
+            total[y : y + tile_h, x : x + tile_w] += p * weight2d
+            weights[y : y + tile_h, x : x + tile_w] += weight2d
     return (total / weights)[:height, :width]
 
 

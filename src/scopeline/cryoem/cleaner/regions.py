@@ -1,13 +1,14 @@
-"""Two opt-in rules that damp candidate bad regions the network alone is not trusted on.
+"""Two rules that damp candidate bad regions the network alone is not trusted on.
 
-* :func:`stepped_probability` (``--region-step``): a region is bad only if the image
-  level steps across its boundary (carbon, contamination, crystalline ice and ethane
-  have edges; thicker ice darkens smoothly). It does not depend on the network's
-  calibration. Off by default: with the shipped weights it costs deep carbon (38.7 ->
-  30.2 % removed on 15_27_22, in-sample) while clearing every CryoPPP false alarm
-  (docs/clean.md, "Session 6").
-* :func:`seeded_probability` (``--region-seed``): a region is bad only if it holds a
-  confident core (hysteresis), described below.
+* :func:`stepped_probability` (``--region-step``, **on by default**, 6): a region is bad
+  only if the image level steps across its boundary (carbon, contamination, crystalline
+  ice and ethane have edges; thicker ice darkens smoothly). It does not depend on the
+  network's calibration, which is what lets the shipped ensemble (``model.MaxEnsemble``:
+  a pixel is as bad as its most suspicious member says) be sensitive: the ensemble finds
+  the carbon any member finds, and this rule removes the false alarms that adds on clean
+  ice (docs/clean.md, "Session 7"). ``--region-step 0`` turns it off.
+* :func:`seeded_probability` (``--region-seed``, off by default): a region is bad only if
+  it holds a confident core (hysteresis), described below.
 
 Both cap a damped region's probability at ``low / 2``.
 
@@ -23,9 +24,9 @@ detector applied to regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851;
 particle box, so a few confident pixels in a false-alarm patch do not seed it.
 
 Off by default (``REGION_SEED = 0``): it helps only a network whose probability on real
-carbon reaches 0.8 over a box. The shipped weights never do (on their own training
-micrographs the rule drops the picks removed deep in carbon from 93 % to 0 % on
-16_59_12); the film-carbon recipe's models do, and for them the rule takes the flagged
+carbon reaches 0.8 over a box. The single network shipped before session 7 never did
+(on its own training micrographs the rule dropped the picks removed deep in carbon from
+93 % to 0 % on 16_59_12); the film-carbon recipe's models do, and for them the rule takes the flagged
 area of the noisy EMPIAR-10059 micrographs from up to 92 % to 0 % (docs/clean.md,
 "Session 6"). Turn it on with ``CleanParams(region_seed=0.8)`` or ``--region-seed 0.8``
 for such a model (for instance one fine-tuned on your own labels).
@@ -49,7 +50,33 @@ from scopeline.cryoem.cleaner.preprocess import MODEL_BOX_PX
 REGION_LOW = 0.35  # a pixel is part of a candidate region at this probability (= 1 - the default threshold 0.65)
 REGION_SEED = 0.0  # off; 0.8: a candidate region is bad only if it holds a core this probable ...
 REGION_SEED_BOXES = 1.0  # ... covering at least this many particle-box areas (a box is 16 x 16 model pixels)
-REGION_STEP = 0.0  # off; e.g. 6: a candidate region is bad only if the image steps across its boundary this much
+REGION_STEP = 6.0  # a candidate region is bad only if the image steps across its boundary this much (0: off)
+BLUR_SIGMA = 2  # px: the image is smoothed this much before the step is measured
+
+
+def padded_border(image: np.ndarray, ratio: float = 0.25, reach: float = 0.125) -> tuple[int, int, int, int]:
+    """Widths in pixels (top, bottom, left, right) of a border filled by repeating the edge.
+
+    Motion correction and export often pad a micrograph's edges by repeating the last
+    valid row or column, which leaves streaks: there the image hardly changes across the
+    streaks while it changes along them as much as anywhere. A column counts as padding
+    when the median absolute difference to its neighbour is below ``ratio`` times the
+    median absolute difference along it (about 1 in an unpadded image, 0 in padding);
+    the width is the innermost such column within ``reach`` of the side (a few unpadded
+    columns at the very edge, as JPEG leaves, do not hide it). The same for rows.
+    """
+    image = np.asarray(image, np.float32)
+    if min(image.shape) < 4:
+        return 0, 0, 0, 0
+    across_x, across_y = np.abs(np.diff(image, axis=1)), np.abs(np.diff(image, axis=0))
+    column = np.median(across_x, axis=0) / (np.median(across_y[:, :-1], axis=0) + 1e-6)
+    row = np.median(across_y, axis=1) / (np.median(across_x[:-1, :], axis=1) + 1e-6)
+
+    def width(ratios: np.ndarray) -> int:
+        low = np.flatnonzero(ratios[: max(1, int(reach * len(ratios)))] < ratio)
+        return int(low[-1]) + 1 if len(low) else 0
+
+    return width(row), width(row[::-1]), width(column), width(column[::-1])
 
 
 def _damp(prob: np.ndarray, labels: np.ndarray, keep: np.ndarray, low: float) -> np.ndarray:
@@ -120,7 +147,10 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
         divided by the robust spread of differences between neighbouring box means of the
         whole field (so a dense, contrasty field needs a larger step than a smooth one).
         Regions whose rings cannot be measured (tiny, or only along the micrograph
-        border) are kept. ``min_step <= 0`` turns the rule off.
+        border) are kept. The outer ``band`` pixels of the micrograph, and a padded border
+        (:func:`padded_border`, plus the smoothing) are never part of a ring: padding
+        (the streaked border of the EMPIAR-10017 JPGs) would read as a step.
+        ``min_step <= 0`` turns the rule off.
 
     Returns
     -------
@@ -132,11 +162,12 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
     labels, n = ndi.label(candidate)
     if min_step <= 0 or n == 0:
         return prob
-    level = cv2.GaussianBlur(np.asarray(image, np.float32), (0, 0), 2.0)
+    level = cv2.GaussianBlur(np.asarray(image, np.float32), (0, 0), BLUR_SIGMA)
     inside_depth = ndi.distance_transform_edt(candidate)
     outside_depth = ndi.distance_transform_edt(~candidate)
     interior = np.zeros(prob.shape, bool)
-    interior[band:-band, band:-band] = True  # the micrograph border is no boundary
+    top, bottom, left, right = (max(band, width + 2 * BLUR_SIGMA) for width in padded_border(image))
+    interior[top : prob.shape[0] - bottom, left : prob.shape[1] - right] = True  # the micrograph's edge is no boundary
     inner = candidate & (inside_depth <= band) & interior
     outer = ~candidate & (outside_depth <= band) & interior
 

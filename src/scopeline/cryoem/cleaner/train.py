@@ -23,7 +23,9 @@ micrograph, 1 = bad region, MRC or TIFF), mixed with simulated data::
         --pair mic2.mrc mask2.mrc --box-size 200 --out runs/tuned --minutes 20
 
 The output folder gets ``cleaner_unet.pt`` (state dict), ``cleaner_unet.onnx`` and
-``train_log.json``. Copy the ONNX file over ``weights/cleaner_unet.onnx`` or pass it with
+``train_log.json``. With ``--members N`` (the shipped recipe: 2), N networks are trained
+from seeds ``seed``, ``seed + 1``, ... into ``member-K/`` (an interrupted run resumes at
+the first member without a log) and the output is their ensemble (``model.MaxEnsemble``). Copy the ONNX file over ``weights/cleaner_unet.onnx`` or pass it with
 ``CleanParams(model=...)`` to use it.
 
 Seeds: training images use ``seed * 1_000_000 + i``; validation uses
@@ -36,7 +38,7 @@ import argparse
 import json
 import multiprocessing
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -44,11 +46,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scopeline.cryoem.cleaner.model import UNet
-from scopeline.cryoem.cleaner.onnx_export import export_onnx, load_unet
+from scopeline.cryoem.cleaner.model import MaxEnsemble, UNet
+from scopeline.cryoem.cleaner.onnx_export import export_onnx, load_members, load_unet, save_checkpoint
 from scopeline.cryoem.cleaner.preprocess import downsample, prepare, robust_normalise
 from scopeline.cryoem.cleaner.synth import simulate_micrograph
-from scopeline.io.atomic import atomic_path, write_json
+from scopeline.io.atomic import write_json
 
 VALIDATION_SEED = 1_500_000_000
 HELD_OUT_SEED = 2_000_000_000
@@ -101,6 +103,7 @@ class TrainConfig:
     bad_oversample: float = 1.0  # real micrographs with labelled bad regions drawn this many times as often
     norm_context: int = 0  # > window: real windows are augmented and normalised at this size, then cut to window
     ema: float = 0.0  # > 0: the weights written are an exponential moving average (this decay per step)
+    members: int = 1  # > 1: an ensemble of networks from seeds seed, seed + 1, ... (train_ensemble)
 
 
 def _simulate(seed: int, size: int, vary: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -158,12 +161,13 @@ def _random_crop(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, 
     return image, mask
 
 
-def init_unet(path: Path, channels: tuple[int, ...] | None = None) -> UNet:
-    """The checkpoint at ``path``; with more ``channels`` levels than it has (the same
-    widths first), a deeper U-Net whose outer levels start from the checkpoint and whose
-    new inner levels start at random (more context: each level doubles the receptive
-    field of the bottleneck)."""
-    checkpoint = load_unet(path)
+def init_unet(path: Path, channels: tuple[int, ...] | None = None, member: int = 0) -> UNet:
+    """The checkpoint at ``path`` (of an ensemble checkpoint, member ``member`` modulo their
+    number); with more ``channels`` levels than it has (the same widths first), a deeper
+    U-Net whose outer levels start from the checkpoint and whose new inner levels start at
+    random (more context: each level doubles the receptive field of the bottleneck)."""
+    members = load_members(path)
+    checkpoint = members[member % len(members)]
     if channels is None or tuple(channels) == checkpoint.channels:
         return checkpoint
     if tuple(channels[: len(checkpoint.channels)]) != checkpoint.channels:
@@ -273,15 +277,17 @@ def real_crop(rng: np.random.Generator, item, crop: int, window: int,
     return image, mask, weight
 
 
-def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict:
-    """Train, write the state dict, ONNX export and log to ``config.out``; return the log."""
+def train(config: TrainConfig, log=lambda text: print(text, flush=True), init_member: int = 0) -> dict:
+    """Train one network (``config.members`` is not read: see :func:`train_ensemble`),
+    starting from member ``init_member`` of ``config.init``; write the state dict, ONNX
+    export and log to ``config.out``; return the log."""
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    model = init_unet(config.init, config.channels) if config.init else UNet(config.channels)
+    model = init_unet(config.init, config.channels, init_member) if config.init else UNet(config.channels)
     model.train()
     averaged = WeightAverage(model, config.ema) if config.ema > 0 else None
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
@@ -355,7 +361,7 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
         model = averaged.model
     model.eval()
     summary = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items() if k != "pairs"},
+        "config": _config_record(config),
         "pairs": [[str(m), str(k)] for m, k in config.pairs],
         "real_micrographs": [m.name for m in real],
         "steps_done": step,
@@ -363,9 +369,58 @@ def train(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict
         "validation_loss": validation_loss(model, validation),
         "history": history,
     }
-    with atomic_path(out / "cleaner_unet.pt") as tmp:
-        torch.save({"channels": list(model.channels), "state_dict": model.state_dict()}, tmp)
+    save_checkpoint(model, out / "cleaner_unet.pt")
     export_onnx(model, out / "cleaner_unet.onnx")
+    write_json(out / "train_log.json", summary)
+    return summary
+
+
+def _config_record(config: TrainConfig) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items() if k != "pairs"}
+
+
+def _jsonable(value):
+    """``value`` as it reads back from ``train_log.json`` (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def train_ensemble(config: TrainConfig, log=lambda text: print(text, flush=True)) -> dict:
+    """Train ``config.members`` networks and write their :class:`MaxEnsemble` to ``config.out``.
+
+    Member ``k`` is :func:`train` with seed ``config.seed + k``, starting from member ``k``
+    of an ensemble ``config.init``, into ``out/member-k``, with ``config.minutes /
+    members`` minutes; a member whose log exists is not trained again (an interrupted run
+    resumes; one trained with other options is an error). One member: :func:`train`.
+    Returns the log (``members``: the members' logs; ``steps_done``: their sum).
+    """
+    if config.members <= 1:
+        return train(config, log)
+    out = Path(config.out)
+    logs = []
+    for k in range(config.members):
+        member = replace(config, out=out / f"member-{k}", seed=config.seed + k, members=1,
+                         minutes=config.minutes / config.members)
+        done = member.out / "train_log.json"
+        if done.exists():
+            logs.append(json.loads(done.read_text()))
+            expected, found = _config_record(member), logs[-1]["config"]
+            differ = sorted(key for key in expected if key not in ("out", "minutes")  # a cap, not the recipe
+                            and key in found and found[key] != _jsonable(expected[key]))
+            if differ:
+                from scopeline.errors import ConfigError
+
+                raise ConfigError(member.out, f"holds a member trained with other options ({', '.join(differ)})",
+                                  "delete that folder or choose another --out")
+            log(f"member {k}: trained already ({member.out})")
+        else:
+            log(f"member {k}: seed {member.seed}")
+            logs.append(train(member, log, init_member=k))
+    ensemble = MaxEnsemble([load_unet(out / f"member-{k}" / "cleaner_unet.pt") for k in range(config.members)])
+    summary = {"config": _config_record(config), "real_micrographs": logs[0]["real_micrographs"],
+               "steps_done": sum(m["steps_done"] for m in logs), "seconds": round(sum(m["seconds"] for m in logs), 1),
+               "members": logs}
+    save_checkpoint(ensemble, out / "cleaner_unet.pt")
+    export_onnx(ensemble, out / "cleaner_unet.onnx")
     write_json(out / "train_log.json", summary)
     return summary
 
@@ -382,6 +437,7 @@ def fine_tune_on_labels(
     seed: int = 0,
     threads: int = 2,
     log=lambda text: print(text, flush=True),
+    members: int | None = None,
 ) -> dict:
     """Fine-tune the shipped model (or ``init``) on a facility's own labelled micrographs.
 
@@ -389,16 +445,18 @@ def fine_tune_on_labels(
     follow ``label_format`` (``realdata.labels_to_target``); ``box_size`` is the particle
     box in pixels of those micrographs. Three quarters of each batch are augmented windows
     of the user's micrographs, one quarter simulated micrographs (so the model keeps what
-    it knew). Writes ``out/cleaner_unet.onnx`` (use it with ``--model``), ``.pt`` and
-    ``train_log.json``; returns the log.
+    it knew). ``members``: networks fine-tuned, each from its own member of ``init``
+    (default: as many as ``init`` holds; the shipped weights hold 2). Writes
+    ``out/cleaner_unet.onnx`` (use it with ``--model``), ``.pt`` and ``train_log.json``;
+    returns the log.
     """
+    init = Path(init) if init else Path(__file__).parent / "weights" / "cleaner_unet.pt"
     config = TrainConfig(
         out=Path(out), minutes=minutes, steps=steps, seed=seed, lr=5e-4, threads=threads,
-        init=Path(init) if init else Path(__file__).parent / "weights" / "cleaner_unet.pt",
-        images=Path(images), labels=Path(labels), box_size=box_size, label_format=label_format,
-        real_fraction=0.75, buffer=16, refresh_every=10,
+        init=init, images=Path(images), labels=Path(labels), box_size=box_size, label_format=label_format,
+        real_fraction=0.75, buffer=16, refresh_every=10, members=members or len(load_members(init)),
     )
-    return train(config, log)
+    return train_ensemble(config, log)
 
 
 def validation_loss(model: UNet, validation: list[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -464,6 +522,9 @@ def parse_config(argv: list[str]) -> TrainConfig:
                         help="write the exponential moving average of the weights (decay per step, e.g. 0.995)")
     parser.add_argument("--channels", type=int, nargs="+", default=None,
                         help="U-Net widths per level (default 8 16 32 64; more levels than --init: see init_unet)")
+    parser.add_argument("--members", type=int, default=None,
+                        help="train this many networks (seeds --seed, --seed + 1, ...) and write their ensemble "
+                             "(default 1; fine-tune: as many as --init holds)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (results depend on it)")
     parser.add_argument("--buffer", type=int, default=160, help="simulated micrographs kept for cropping")
     parser.add_argument("--refresh-every", type=int, default=2, help="steps between two new simulated micrographs")
@@ -510,6 +571,7 @@ def parse_config(argv: list[str]) -> TrainConfig:
         bad_oversample=args.bad_oversample,
         norm_context=args.norm_context,
         ema=args.ema,
+        members=args.members or (len(load_members(init)) if fine_tune else 1),
         **({"channels": tuple(args.channels)} if args.channels else {}),
     )
 
@@ -517,7 +579,7 @@ def parse_config(argv: list[str]) -> TrainConfig:
 def main(argv: list[str] | None = None) -> None:
     import sys
 
-    train(parse_config(sys.argv[1:] if argv is None else argv))
+    train_ensemble(parse_config(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
