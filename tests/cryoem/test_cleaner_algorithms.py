@@ -176,6 +176,23 @@ def test_only_regions_with_a_step_in_the_image_stay_bad():
     assert stepped_probability(tiny, image, 0.35, 6.0)[81, 101] == pytest.approx(0.9)
 
 
+def test_a_false_alarm_bridged_to_a_real_defect_is_judged_on_its_own():
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 0.5, (160, 200)).astype(np.float32)
+    blob = np.zeros(image.shape, bool)
+    blob[60:100, 20:60] = True
+    image[blob] -= 3.0  # a contamination: dark, sharp edge
+    patch = np.zeros(image.shape, bool)
+    patch[40:120, 110:180] = True  # a false alarm on plain ice
+    prob = np.full(image.shape, 0.05, np.float32)
+    prob[blob], prob[patch] = 0.9, 0.6
+    prob[75:85, 60:110] = 0.4  # a bridge of moderate probability joins them at 0.35
+    joined = stepped_probability(prob, image, 0.35, 6.0, levels=())
+    assert np.array_equal(joined[patch], prob[patch])  # one region with the blob's step: kept whole
+    out = stepped_probability(prob, image, 0.35, 6.0, levels=(0.5,))  # tested again at 0.5
+    assert np.all(out[patch] == pytest.approx(0.175)) and np.array_equal(out[blob], prob[blob])
+
+
 def test_a_padded_border_is_found_and_is_no_step():
     from scopeline.cryoem.cleaner.regions import padded_border
 

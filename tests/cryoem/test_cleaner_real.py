@@ -52,16 +52,12 @@ def test_empiar10017_particles_on_good_ice_kept(empiar):
         assert r["good_kept"] >= 0.90, (name, r)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 target not met: picks deep in the large carbon area of 15_27_22 "
-                   "removed 38.7 % (in-sample; 37.4 % leave-one-out), docs/clean.md")
 def test_empiar10017_picks_deep_in_carbon_ice_removed(empiar):
     for name, r in empiar.items():
         if r["n_deep_bad"]:
             assert r["deep_bad_removed"] >= 0.90, (name, r)
 
 
-@pytest.mark.xfail(strict=True, reason="in-sample pixel AUC of the shipped weights 0.934 on 15_27_22, 0.9499 on "
-                   "15_07_41 (leave-one-out folds: 0.960-0.986, met), docs/clean.md")
 def test_empiar10017_pixel_auc(empiar):
     for name, r in empiar.items():
         if r["pixel_auc"] == r["pixel_auc"]:  # micrographs with carbon / ice

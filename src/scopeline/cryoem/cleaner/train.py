@@ -57,11 +57,15 @@ HELD_OUT_SEED = 2_000_000_000
 WEIGHTS = Path(__file__).parent / "weights"
 
 # The recipe of the shipped weights (``train shipped --out DIR``; written once, here):
-# fine-tune the simulation-only network on the labelled real micrographs of ``--real``.
+# fine-tune the simulation-only network on the labelled real micrographs of ``--real``,
+# with pasted carbon film that replaces the ice, three times over (seeds 2, 3, 4): the
+# shipped model is the ensemble of the three (model.MaxEnsemble; docs/clean.md, "Session 7").
 SHIPPED_RECIPE = (
     "--real", "../shared/data/micrographs", "--init", str(WEIGHTS / "cleaner_unet_simulated.pt"),
     "--steps", "600", "--minutes", "60", "--lr", "1e-3", "--seed", "2", "--batch", "8", "--crop", "112",
     "--window", "176", "--real-fraction", "0.7", "--buffer", "24", "--refresh-every", "10", "--threads", "1",
+    "--carbon", "film", "--carbon-share", "0.35", "--film-darker", "1", "--no-shade-real-bad", "--bad-oversample", "3",
+    "--members", "3",
 )
 
 
