@@ -10,7 +10,10 @@ held-out micrograph is then scored only by the model that never saw it, at the d
 threshold (chosen on simulated data, not on these micrographs). ``--full`` also trains the
 recipe on all 7 (``OUT/all/``: the shipped weights). Each fold is one
 ``python -m scopeline.cryoem.cleaner.train shipped`` process (``nice -n 10``, one torch
-thread); a fold whose ``train_log.json`` exists is skipped (resume). Options after ``--``
+thread) that trains the recipe's three members one after the other (about 12 min); a fold
+whose ``train_log.json`` exists is skipped, and within a fold a member whose log exists
+(resume). The session-7 figures held out 14_57_34+15_17_31, 15_07_41, 15_27_22,
+16_51_03+17_02_43 and 16_59_12 (``--only`` with those and ``all``). Options after ``--``
 are added to every fold's recipe, to try a training option before it becomes the recipe::
 
     python benchmarks/clean_lomo.py --out runs/try --only 15_27_22 -- --carbon film --carbon-share 0.35

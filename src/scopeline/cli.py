@@ -252,8 +252,9 @@ def clean_train(
         raise ConfigError("--label-format", f"unknown label format {label_format!r}", "give classes or binary")
     summary = fine_tune_on_labels(images, labels, out_dir, box_size, label_format, steps, minutes, init,
                                   log=lambda t: None, members=members)
-    out.print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s on {len(summary['real_micrographs'])} "
-              f"micrographs; use --model {out_dir / 'cleaner_unet.onnx'}")
+    members = len(summary.get("members", [])) or 1
+    out.print(f"{summary['steps_done']} steps ({members} member{'s' if members > 1 else ''}) in {summary['seconds']:.0f} s "
+              f"on {len(summary['real_micrographs'])} micrographs; use --model {out_dir / 'cleaner_unet.onnx'}")
 
 
 @app.command()
