@@ -84,9 +84,15 @@ def tool_spec(name: str) -> ToolSpec:
 
 
 def measurement_key(params: BaseModel, fields: Sequence[str]) -> str:
-    """Digest of the parameters that change a measurement (10 hex digits)."""
+    """Digest of the parameters that change a measurement (10 hex digits), and of what
+    ``params.measurement_identity()`` adds where the parameters define it (the cleaner:
+    the content of the weights file, so new shipped weights never reuse old scores)."""
     values = params.model_dump(mode="json")
-    measuring = json.dumps({k: values.get(k) for k in sorted(fields)}, sort_keys=True, default=str)
+    keyed = {k: values.get(k) for k in sorted(fields)}
+    identity = getattr(params, "measurement_identity", None)
+    if callable(identity):
+        keyed.update(identity())
+    measuring = json.dumps(keyed, sort_keys=True, default=str)
     return hashlib.sha1(measuring.encode()).hexdigest()[:10]
 
 
