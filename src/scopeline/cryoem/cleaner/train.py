@@ -23,9 +23,10 @@ micrograph, 1 = bad region, MRC or TIFF), mixed with simulated data::
         --pair mic2.mrc mask2.mrc --box-size 200 --out runs/tuned --minutes 20
 
 The output folder gets ``cleaner_unet.pt`` (state dict), ``cleaner_unet.onnx`` and
-``train_log.json``. With ``--members N`` (the shipped recipe: 2), N networks are trained
+``train_log.json``. With ``--members N`` (the shipped recipe: 3), N networks are trained
 from seeds ``seed``, ``seed + 1``, ... into ``member-K/`` (an interrupted run resumes at
-the first member without a log) and the output is their ensemble (``model.MaxEnsemble``). Copy the ONNX file over ``weights/cleaner_unet.onnx`` or pass it with
+the first member without a log) and the output is their ensemble (``model.MaxEnsemble``).
+Copy the ONNX file over ``weights/cleaner_unet.onnx`` or pass it with
 ``CleanParams(model=...)`` to use it.
 
 Seeds: training images use ``seed * 1_000_000 + i``; validation uses
