@@ -65,12 +65,21 @@ class ToolSpec:
         Parameters that change a measurement; the others only change decisions.
     outputs : callable
         ``outputs(out_dir, params, context, warn)`` -> a :class:`ToolOutputs`.
+    measurement_identity : callable, optional
+        ``measurement_identity(params)`` -> dict: what else changes a measurement (the
+        cleaner: the content of its weights file), keyed into the journal with the fields.
     """
 
     name: str
     params_model: type
     measure_fields: tuple[str, ...]
     outputs: Callable[..., "ToolOutputs"]
+    measurement_identity: Callable[[BaseModel], dict] | None = None
+
+    def journal_key(self, params: BaseModel) -> str:
+        """:func:`measurement_key` of ``params`` for this tool."""
+        identity = self.measurement_identity(params) if self.measurement_identity else None
+        return measurement_key(params, self.measure_fields, identity)
 
 
 def tool_spec(name: str) -> ToolSpec:
@@ -83,22 +92,20 @@ def tool_spec(name: str) -> ToolSpec:
 # --------------------------------------------------------------------------- journal
 
 
-def measurement_key(params: BaseModel, fields: Sequence[str]) -> str:
-    """Digest of the parameters that change a measurement (10 hex digits), and of what
-    ``params.measurement_identity()`` adds where the parameters define it (the cleaner:
-    the content of the weights file, so new shipped weights never reuse old scores)."""
+def measurement_key(params: BaseModel, fields: Sequence[str], identity: dict | None = None) -> str:
+    """Digest of the parameters that change a measurement and of ``identity`` (what else
+    does, e.g. the content of the cleaner's weights file: new shipped weights never reuse
+    old scores) (10 hex digits)."""
     values = params.model_dump(mode="json")
     keyed = {k: values.get(k) for k in sorted(fields)}
-    identity = getattr(params, "measurement_identity", None)
-    if callable(identity):
-        keyed.update(identity())
+    keyed.update(identity or {})
     measuring = json.dumps(keyed, sort_keys=True, default=str)
     return hashlib.sha1(measuring.encode()).hexdigest()[:10]
 
 
-def measurement_journal(out_dir: str | Path, tool: str, params: BaseModel, fields: Sequence[str]) -> Journal:
-    """The journal of ``tool`` runs in ``out_dir`` that measure with these parameters."""
-    return Journal(Path(out_dir) / STATE_DIR / f"{tool}_{measurement_key(params, fields)}.jsonl")
+def measurement_journal(out_dir: str | Path, spec: ToolSpec, params: BaseModel) -> Journal:
+    """The journal of ``spec`` runs in ``out_dir`` that measure with these parameters."""
+    return Journal(Path(out_dir) / STATE_DIR / f"{spec.name}_{spec.journal_key(params)}.jsonl")
 
 
 def file_signature(paths: Iterable[str | Path | None]) -> list:
@@ -291,7 +298,7 @@ def run_tool(spec: ToolSpec, out_dir: str | Path, params: BaseModel, *,
     stream = stream or StreamOptions()
     context = context or {}
     with run_lock(out, spec.name):
-        journal = measurement_journal(out, spec.name, params, spec.measure_fields)
+        journal = measurement_journal(out, spec, params)
         _write_run_state(out, spec, params, context, journal)
         writer = outputs or spec.outputs(out, params, context, warn)
 

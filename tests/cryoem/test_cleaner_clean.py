@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from scopeline.cryoem.cleaner import clean as clean_module
-from scopeline.cryoem.cleaner.clean import MEASURE_FIELDS, CleanParams, rethreshold, run_clean
+from scopeline.cryoem.cleaner.clean import CleanParams, rethreshold, run_clean
 from scopeline.errors import ConfigError
 from scopeline.io.coords import read_coordinates
 from scopeline.stream import StreamOptions
@@ -211,13 +211,12 @@ def test_relion_index_star_lists_the_coordinate_files(tmp_path):
 
 
 def test_new_weights_at_the_same_path_are_measured_afresh(tmp_path):
-    from scopeline.tools import measurement_key
-
+    key = clean_module.TOOL.journal_key
     weights = tmp_path / "model.onnx"
     weights.write_bytes(b"first weights")
     params = CleanParams(box_size=BOX, model=weights)
-    first = measurement_key(params, MEASURE_FIELDS)
-    assert measurement_key(CleanParams(box_size=BOX, model=weights, threshold=0.9), MEASURE_FIELDS) == first
+    first = key(params)
+    assert key(CleanParams(box_size=BOX, model=weights, threshold=0.9)) == first
     weights.write_bytes(b"retrained weights")  # same path, other content: the old scores are not reused
-    assert measurement_key(params, MEASURE_FIELDS) != first
-    assert measurement_key(CleanParams(box_size=BOX), MEASURE_FIELDS) != measurement_key(params, MEASURE_FIELDS)
+    assert key(params) != first
+    assert key(CleanParams(box_size=BOX)) != key(params)

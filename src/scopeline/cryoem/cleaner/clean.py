@@ -48,7 +48,7 @@ from scopeline.cryoem.cleaner.discover import (  # noqa: F401 - re-exported
     match_items,
     read_micrograph,
 )
-from scopeline.cryoem.cleaner.predict import BadRegionModel
+from scopeline.cryoem.cleaner.predict import BadRegionModel, weights_digest
 from scopeline.cryoem.cleaner.score import inside_image
 from scopeline.errors import ConfigError, InputError, describe
 from scopeline.io.atomic import atomic_path, write_json
@@ -371,4 +371,11 @@ def rethreshold(out_dir: str | Path, threshold: float) -> dict:
     return summary
 
 
-TOOL = ToolSpec(name="clean", params_model=CleanParams, measure_fields=MEASURE_FIELDS, outputs=CleanOutputs)
+def measurement_identity(params: CleanParams) -> dict[str, str]:
+    """What changes the scores besides the parameters: the content of the weights file (an
+    upgrade of the shipped model, or a model retrained at the same path, is measured afresh)."""
+    return {"model_weights": weights_digest(params.model)}
+
+
+TOOL = ToolSpec(name="clean", params_model=CleanParams, measure_fields=MEASURE_FIELDS, outputs=CleanOutputs,
+                measurement_identity=measurement_identity)

@@ -52,24 +52,6 @@ class CleanParams(BaseModel):
         "coordinates", description="write cleaned coordinates at the input scale or the other micrographs' scale"
     )
 
-    def measurement_identity(self) -> dict[str, str]:
-        """What changes the scores besides the fields: the weights' content (an upgrade of
-        the shipped model, or a retrained file at the same path, is measured afresh)."""
-        return {"model_weights": weights_digest(self.model)}
-
-
-def weights_digest(path: Path | None) -> str:
-    """SHA-1 of a weights file's bytes (the shipped ONNX model when ``path`` is None);
-    "missing" when it cannot be read (the run then fails with the file named)."""
-    import hashlib
-
-    from scopeline.cryoem.cleaner.predict import DEFAULT_ONNX
-
-    try:
-        return hashlib.sha1(Path(path or DEFAULT_ONNX).read_bytes()).hexdigest()
-    except OSError:
-        return "missing"
-
 
 def bad_region_probability(image: np.ndarray, box: float, model, params: CleanParams) -> tuple[np.ndarray, np.ndarray]:
     """(bad-region probability, normalised image), both at model scale (box ~16 px): the

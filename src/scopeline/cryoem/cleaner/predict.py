@@ -20,6 +20,17 @@ DEFAULT_TORCH = WEIGHTS_DIR / "cleaner_unet.pt"
 MULTIPLE = 8  # U-Net input sides must be multiples of 2 ** (levels - 1)
 
 
+def weights_digest(path: str | Path | None) -> str:
+    """SHA-1 of a weights file's bytes (the shipped ONNX model when ``path`` is None);
+    "missing" when it cannot be read (the run then fails with the file named)."""
+    import hashlib
+
+    try:
+        return hashlib.sha1(Path(path or DEFAULT_ONNX).read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
 class BadRegionModel:
     """The segmentation network behind one call: ``logits(batch (N,1,H,W) float32)``."""
 

@@ -80,12 +80,9 @@ def padded_border(image: np.ndarray, ratio: float = 0.25, reach: float = 0.125) 
     return width(row), width(row[::-1]), width(column), width(column[::-1])
 
 
-def _damp(prob: np.ndarray, labels: np.ndarray, keep: np.ndarray, low: float) -> np.ndarray:
-    """``prob`` with the candidate regions ``labels == i`` for which ``keep[i]`` is False
-    capped at ``low / 2`` (``keep[0]``, the background, is set True here)."""
-    keep = np.asarray(keep, bool).copy()
-    keep[0] = True
-    return np.where(keep[labels], prob, np.minimum(prob, np.float32(low / 2))).astype(np.float32)
+def _damp(prob: np.ndarray, damped: np.ndarray, low: float) -> np.ndarray:
+    """``prob`` capped at ``low / 2`` where ``damped`` (a pixel mask) is True."""
+    return np.where(damped, np.minimum(prob, np.float32(low / 2)), prob).astype(np.float32)
 
 
 def seeded_probability(prob: np.ndarray, low: float = REGION_LOW, seed: float = REGION_SEED,
@@ -121,7 +118,7 @@ def seeded_probability(prob: np.ndarray, low: float = REGION_LOW, seed: float = 
     large[0] = False
     seeded = np.zeros(n_regions + 1, bool)
     seeded[np.unique(regions[large[cores]])] = True
-    return _damp(prob, regions, seeded, low)
+    return _damp(prob, (regions > 0) & ~seeded[regions], low)
 
 
 def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION_LOW, min_step: float = REGION_STEP,
@@ -182,7 +179,7 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
     damped = np.zeros(prob.shape, bool)
     for threshold in (low, *(t for t in levels if t > low)):
         damped |= _stepless(prob >= threshold, level, interior, min_step * spread, band, window)
-    return np.where(damped, np.minimum(prob, np.float32(low / 2)), prob).astype(np.float32)
+    return _damp(prob, damped, low)
 
 
 def _stepless(candidate: np.ndarray, level: np.ndarray, interior: np.ndarray, min_step: float,
