@@ -176,6 +176,31 @@ def test_only_regions_with_a_step_in_the_image_stay_bad():
     assert stepped_probability(tiny, image, 0.35, 6.0)[81, 101] == pytest.approx(0.9)
 
 
+def test_a_region_over_most_of_the_field_needs_a_step_along_a_stretch():
+    rng = np.random.default_rng(0)
+    ice = rng.normal(0, 0.5, (400, 400)).astype(np.float32)
+    large = np.full(ice.shape, 0.05, np.float32)
+    large[20:380, 20:380] = 0.6  # a false alarm over 81 % of the field
+    small = np.full(ice.shape, 0.05, np.float32)
+    small[170:230, 320:380] = 0.6  # one over 2 %, with the same right edge
+
+    def kept(prob, image, **kwargs):
+        return stepped_probability(prob, image, 0.35, 6.0, **kwargs)[200, 350] > 0.5
+
+    # the faintest dark speck just outside the right edge that the one-pixel rule takes for a step
+    for amplitude in np.arange(1.4, 3.0, 0.02):
+        speck = ice.copy()
+        speck[198:202, 380:384] -= amplitude
+        if kept(large, speck, wide=1.0):  # the one-window rule
+            break
+    assert 1.4 < amplitude < 2.9
+    assert not kept(large, speck)  # damped: one marginal window along a long boundary is chance
+    assert kept(small, speck)  # a smaller region: the same window is a step
+    edge = ice.copy()
+    edge[150:250, 380:384] -= 0.5  # a faint step along 100 px of the boundary: an edge
+    assert kept(large, edge)
+
+
 def test_a_false_alarm_bridged_to_a_real_defect_is_judged_on_its_own():
     rng = np.random.default_rng(0)
     image = rng.normal(0, 0.5, (160, 200)).astype(np.float32)

@@ -220,3 +220,12 @@ def test_new_weights_at_the_same_path_are_measured_afresh(tmp_path):
     weights.write_bytes(b"retrained weights")  # same path, other content: the old scores are not reused
     assert key(params) != first
     assert key(CleanParams(box_size=BOX)) != key(params)
+
+
+def test_a_new_revision_of_the_region_rules_is_measured_afresh(monkeypatch):
+    from scopeline.cryoem.cleaner import regions
+
+    params = CleanParams(box_size=BOX)
+    before = clean_module.TOOL.journal_key(params)
+    monkeypatch.setattr(regions, "RULES_REVISION", regions.RULES_REVISION + 1)
+    assert clean_module.TOOL.journal_key(params) != before

@@ -373,8 +373,12 @@ def rethreshold(out_dir: str | Path, threshold: float) -> dict:
 
 def measurement_identity(params: CleanParams) -> dict[str, str]:
     """What changes the scores besides the parameters: the content of the weights file (an
-    upgrade of the shipped model, or a model retrained at the same path, is measured afresh)."""
-    return {"model_weights": weights_digest(params.model)}
+    upgrade of the shipped model, or a model retrained at the same path, is measured afresh)
+    and the revision of the region rules (a scopeline whose rules decide otherwise does not
+    reuse scores measured under the old ones)."""
+    from scopeline.cryoem.cleaner.regions import RULES_REVISION
+
+    return {"model_weights": weights_digest(params.model), "region_rules": str(RULES_REVISION)}
 
 
 TOOL = ToolSpec(name="clean", params_model=CleanParams, measure_fields=MEASURE_FIELDS, outputs=CleanOutputs,
