@@ -1,7 +1,7 @@
 """The cleaner on real micrographs: per-micrograph figures, CryoPPP, robustness, simulation.
 
     python benchmarks/clean_real_validation.py [--data ../shared/data/micrographs]
-        [--model MODEL.onnx] [--lomo runs/lomo] [--sim 20] [--threshold T]
+        [--model MODEL.onnx] [--lomo runs/lomo] [--sim 20] [--threshold T] [--empiar-looks]
 
 1. EMPIAR-10017 (7 hand-labelled micrographs, box 128 px): pixel ROC AUC carbon+ice vs
    good ice, picks deep inside carbon/ice removed, particles on good ice kept, good area
@@ -18,6 +18,8 @@
    size), and the box mis-set by x0.7 / x1.4 (particles look larger / smaller). Then the
    CryoPPP ``train`` micrographs as published and denoised: in-sample for the network,
    but where the image-step rule once failed (stack_0004, docs/clean.md "Session 8").
+   With ``--empiar-looks``, the EMPIAR-10017 micrographs in the same looks too (by their
+   fold models with ``--lomo``).
 4. Simulated held-out micrographs (seeds never trained on): float, 8-bit, denoised.
 
 Targets (issue 10): AUC >= 0.95, deep bad removed >= 90 %, good kept >= 90 % per
@@ -111,6 +113,28 @@ def empiar_table(data: Path, model_path: str | None, lomo: Path | None, threshol
     return rows
 
 
+def empiar_looks_table(data: Path, model_path: str | None, lomo: Path | None, threshold: float,
+                       region_seed: float = REGION_SEED, region_step: float = REGION_STEP) -> list[dict]:
+    """EMPIAR-10017 in the looks of the robustness table (each micrograph by its fold model
+    with ``lomo``), the labelled regions resampled with the image."""
+    folds = fold_models(lomo) if lomo else {}
+    print(f"\n## EMPIAR-10017 in other looks, threshold {threshold}: "
+          + ("leave-micrographs-out (fold models)" if folds else f"model {model_path or 'shipped'}"))
+    print("| micrograph | look | pixel AUC | deep bad removed (n) | good kept (n) | good area flagged |")
+    print("|---|---|---|---|---|---|")
+    rows = []
+    for item in load_empiar10017(data):
+        model = BadRegionModel(folds.get(item.name, model_path), device="cpu")
+        for look in LOOKS:
+            if look == "as published":
+                continue
+            r = evaluate_look(model, item, look, threshold, region_seed, region_step, regions=True)
+            rows.append({"name": item.name, "look": look, **r})
+            print(f"| {item.name.split('-')[-1]} | {look} | {fmt(r['pixel_auc'], False)} | {fmt(r['deep_bad_removed'])} "
+                  f"({r['n_deep_bad']}) | {fmt(r['good_kept'])} ({r['n_good']}) | {fmt(r['area_flagged'])} |")
+    return rows
+
+
 def cryoppp_tables(data: Path, model: BadRegionModel, threshold: float, region_seed: float = REGION_SEED,
                    region_step: float = REGION_STEP) -> dict[str, list[dict]]:
     items = load_cryoppp(data, ("valid", "test"))
@@ -187,6 +211,8 @@ def main() -> None:
     parser.add_argument("--sim", type=int, default=20, help="simulated held-out micrographs (0: skip)")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--skip", nargs="*", default=[], choices=["empiar", "cryoppp"])
+    parser.add_argument("--empiar-looks", action="store_true",
+                        help="also EMPIAR-10017 in the other looks (resampled, denoised, box mis-set)")
     parser.add_argument("--region-seed", type=float, default=REGION_SEED,
                         help=f"the seeded-region rule (regions.py): 0 off, e.g. 0.8 (default {REGION_SEED})")
     parser.add_argument("--region-step", type=float, default=REGION_STEP,
@@ -196,6 +222,8 @@ def main() -> None:
     model = BadRegionModel(args.model, device="cpu")
     if "empiar" not in args.skip:
         empiar_table(args.data, args.model, args.lomo, args.threshold, args.region_seed, args.region_step)
+        if args.empiar_looks:
+            empiar_looks_table(args.data, args.model, args.lomo, args.threshold, args.region_seed, args.region_step)
     if "cryoppp" not in args.skip:
         cryoppp_tables(args.data, model, args.threshold, args.region_seed, args.region_step)
     if args.sim:

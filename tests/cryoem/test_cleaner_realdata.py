@@ -218,3 +218,16 @@ def test_threshold_chosen_on_other_micrographs_balances_removed_and_kept():
     # overlapping (deep 0.45-0.65, good 0.55-0.75): 0.55 removes 11/21, 0.6 removes 16/21 and keeps
     # 15/21, 0.65 keeps 10/21: 0.6 balances them
     assert choose_threshold([(deep - 0.05, good - 0.25)]) == 0.6
+
+
+def test_a_look_resamples_regions_and_particles_with_the_image():
+    from scopeline.cryoem.cleaner.realeval import apply_look
+
+    item = _half_bad(size=512, box=32.0)
+    item.particles = np.array([[400.0, 300.0], [99.5, 0.0]])
+    image, target, particles, box = apply_look(item, "resampled x0.5")
+    assert image.shape == target.shape == (256, 256) and box == 16.0
+    assert np.array_equal(target, item.target[::2, ::2])  # the half-bad split stays where it was
+    assert np.allclose(particles, [[199.75, 149.75], [49.5, -0.25]])  # pixel centres: (x + 0.5) / 2 - 0.5
+    image, target, particles, box = apply_look(item, "box x1.4")
+    assert target is item.target and box == pytest.approx(44.8) and np.array_equal(particles, item.particles)

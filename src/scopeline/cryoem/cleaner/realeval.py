@@ -137,14 +137,24 @@ LOOKS = {
 }
 
 
-def evaluate_look(model, item, look: str, threshold: float, region_seed: float = REGION_SEED,
-                  region_step: float = REGION_STEP) -> dict[str, float]:
-    """Figures of a CryoPPP-like micrograph (no region labelled: every labelled particle
-    counts as good) after ``LOOKS[look]``; the particles are rescaled with the image."""
+def apply_look(item, look: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(image, target, particle centres, box) of a labelled micrograph after
+    ``LOOKS[look]``: the target (nearest neighbour) and the particles are resampled with
+    the image."""
     image, box = LOOKS[look](item.image, item.box_size)
     scale = image.shape[1] / item.image.shape[1]
+    target = item.target if scale == 1 else cv2.resize(item.target, image.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    return image, target, (item.particles + 0.5) * scale - 0.5, box
+
+
+def evaluate_look(model, item, look: str, threshold: float, region_seed: float = REGION_SEED,
+                  region_step: float = REGION_STEP, regions: bool = False) -> dict[str, float]:
+    """Figures of a micrograph after ``LOOKS[look]``. By default as for a CryoPPP one (no
+    region labelled: every labelled particle counts as good); ``regions=True`` uses the
+    item's labelled regions (EMPIAR-10017)."""
+    image, target, particles, box = apply_look(item, look)
     prob = probability(model, image, box, region_seed, region_step)
-    return evaluate_micrograph(prob, np.zeros(image.shape, np.uint8), (item.particles + 0.5) * scale - 0.5, box, threshold)
+    return evaluate_micrograph(prob, target if regions else np.full(image.shape, GOOD, np.uint8), particles, box, threshold)
 
 
 def pooled_kept(rows: list[dict[str, float]]) -> float:
