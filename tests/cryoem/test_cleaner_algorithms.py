@@ -176,13 +176,13 @@ def test_only_regions_with_a_step_in_the_image_stay_bad():
     assert stepped_probability(tiny, image, 0.35, 6.0)[81, 101] == pytest.approx(0.9)
 
 
-def test_a_region_over_most_of_the_field_needs_a_step_along_a_stretch():
+def test_where_most_of_the_field_is_flagged_a_step_must_hold_along_a_stretch():
     rng = np.random.default_rng(0)
     ice = rng.normal(0, 0.5, (400, 400)).astype(np.float32)
     large = np.full(ice.shape, 0.05, np.float32)
-    large[20:380, 20:380] = 0.6  # a false alarm over 81 % of the field
+    large[20:380, 20:380] = 0.6  # the network flags 81 % of the field
     small = np.full(ice.shape, 0.05, np.float32)
-    small[170:230, 320:380] = 0.6  # one over 2 %, with the same right edge
+    small[170:230, 320:380] = 0.6  # 2 %, a region with the same right edge
 
     def kept(prob, image, **kwargs):
         return stepped_probability(prob, image, 0.35, 6.0, **kwargs)[200, 350] > 0.5
@@ -195,7 +195,7 @@ def test_a_region_over_most_of_the_field_needs_a_step_along_a_stretch():
             break
     assert 1.4 < amplitude < 2.9
     assert not kept(large, speck)  # damped: one marginal window along a long boundary is chance
-    assert kept(small, speck)  # a smaller region: the same window is a step
+    assert kept(small, speck)  # on a mostly clean field the same window is a step
     edge = ice.copy()
     edge[150:250, 380:384] -= 0.5  # a faint step along 100 px of the boundary: an edge
     assert kept(large, edge)

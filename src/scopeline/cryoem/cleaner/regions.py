@@ -6,10 +6,10 @@
   network's calibration, which is what lets the shipped ensemble (``model.MaxEnsemble``:
   a pixel is as bad as its most suspicious member says) be sensitive: the ensemble finds
   the carbon any member finds, and this rule removes the false alarms that adds on clean
-  ice (docs/clean.md, "Session 7"). A region over half the micrograph must step along a
-  quarter particle box of its boundary, not at one window (``STEP_WIDE``,
-  ``STEP_LENGTH``; session 8: false alarms over most of a noisy micrograph passed on one
-  marginal window of their long boundary).
+  ice (docs/clean.md, "Session 7"). Where the candidate regions cover more than half the
+  micrograph, each must step along a quarter particle box of its boundary, not at one
+  window (``STEP_WIDE``, ``STEP_LENGTH``; session 8: false alarms over most of a noisy
+  micrograph passed on one marginal window of their long boundary).
   ``--region-step 0`` turns it off.
 * :func:`seeded_probability` (``--region-seed``, off by default): a region is bad only if
   it holds a confident core (hysteresis), described below.
@@ -57,7 +57,7 @@ REGION_SEED = 0.0  # off; 0.8: a candidate region is bad only if it holds a core
 REGION_SEED_BOXES = 1.0  # ... covering at least this many particle-box areas (a box is 16 x 16 model pixels)
 REGION_STEP = 6.0  # a candidate region is bad only if the image steps across its boundary this much (0: off)
 BLUR_SIGMA = 2  # px: the image is smoothed this much before the step is measured
-STEP_WIDE = 0.5  # a candidate region over this fraction of the micrograph ...
+STEP_WIDE = 0.5  # where candidate regions cover more than this fraction of the micrograph, each ...
 STEP_LENGTH = MODEL_BOX_PX / 4  # ... must step along this many px of boundary (model scale), not at one window
 STEP_LEVELS = ()  # e.g. (0.5,): the step is tested again on the regions of probability >= 0.5 (off: see stepped_probability)
 
@@ -168,19 +168,20 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
         Further levels (above ``low``) at which the regions are tested again; a pixel is
         damped when the region holding it fails the test at any level it reaches.
     wide, min_length : float
-        A candidate region that covers more than ``wide`` of the micrograph must show the
-        step along ``min_length`` pixels of its boundary (ring pixels / ``band``; half
-        of a shorter ring), not at one window. Such a region is not bounded by ice: its
-        "outside" is the holes of a network that flags most of the field, probably off
-        its domain (the guard's threshold, ``flagged_fraction`` > 0.5), and along its
-        long, ragged boundary one window passes ``min_step`` by chance. On two noisy
+        Where the candidate regions together cover more than ``wide`` of the micrograph,
+        each must show the step along ``min_length`` pixels of its boundary (ring pixels
+        / ``band``; half of a shorter ring), not at one window. A network that flags most
+        of the field is probably off its domain (the guard's threshold,
+        ``flagged_fraction`` > 0.5); its regions are not bounded by ice but by its own
+        holes, and along their long, ragged boundaries one window passes ``min_step`` by
+        chance. On two noisy
         EMPIAR-10059 micrographs, false alarms over 83-94 % of the field stepped on 4-30
         of 4,780-12,588 ring pixels, and the one-window rule of session 7 kept them; the
         simulated carbon regions over 51-86 % of a field with a hole edge in view stepped
-        on 71-2,171. Smaller regions keep the one-window rule: asking a quarter box of
-        every region damped real carbon and contamination joined to false alarms, whose
-        step showed on fewer ring pixels (4 and 12 on 16_59_12's carbon wedge in two
-        looks; docs/clean.md, "Session 8"). ``wide >= 1`` turns this off.
+        on 71-2,171. Elsewhere the one-window rule stays: asking a quarter box of every
+        region damped real carbon and contamination joined to false alarms, whose step
+        showed on fewer ring pixels (4 and 12 on 16_59_12's carbon wedge in two looks;
+        docs/clean.md, "Session 8"). ``wide >= 1`` turns this off.
 
     Returns
     -------
@@ -207,8 +208,8 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
 def _stepless(candidate: np.ndarray, level: np.ndarray, interior: np.ndarray, min_step: float,
               band: int, window: int, wide: float, min_length: float) -> np.ndarray:
     """Pixels of the regions of ``candidate`` whose measurable boundary shows no step of
-    ``min_step`` in ``level`` (along ``min_length`` px for regions over ``wide`` of the
-    field; see :func:`stepped_probability`)."""
+    ``min_step`` in ``level`` (along ``min_length`` px where ``candidate`` covers more
+    than ``wide`` of the field; see :func:`stepped_probability`)."""
     labels, n = ndi.label(candidate)
     if n == 0:
         return np.zeros(candidate.shape, bool)
@@ -223,7 +224,9 @@ def _stepless(candidate: np.ndarray, level: np.ndarray, interior: np.ndarray, mi
     step = np.abs(box_sum(level * outer) / np.maximum(n_outer, 1) - box_sum(level * inner) / np.maximum(n_inner, 1))
     ring = np.bincount(labels[measurable], minlength=n + 1)[1:]  # measurable ring pixels per region
     stepped = np.bincount(labels[measurable & (step >= min_step)], minlength=n + 1)[1:]
-    is_wide = np.bincount(labels.ravel(), minlength=n + 1)[1:] > wide * labels.size
-    needed = np.where(is_wide, np.maximum(1.0, np.minimum(min_length * band, ring / 2)), 1.0)  # ring pixels
+    if candidate.mean() > wide:  # the network flags most of the field: a step along a stretch
+        needed = np.maximum(1.0, np.minimum(min_length * band, ring / 2))  # ring pixels
+    else:
+        needed = np.ones(n)
     fails = np.concatenate([[False], (stepped < needed) & (ring > 0)])
     return fails[labels]
