@@ -68,6 +68,21 @@ def fold_models(folder: Path) -> dict[str, Path]:
     return out
 
 
+def model_loader(lomo: Path | None, model_path: str | None):
+    """``load(name)``: the model that scores micrograph ``name`` (its fold's with ``lomo``,
+    else ``model_path``), each loaded once."""
+    folds = fold_models(lomo) if lomo else {}
+    models: dict[str, BadRegionModel] = {}
+
+    def load(name: str) -> BadRegionModel:
+        path = folds.get(name, model_path)
+        if str(path) not in models:
+            models[str(path)] = BadRegionModel(path, device="cpu")
+        return models[str(path)]
+
+    return load
+
+
 def fmt(value: float, percent: bool = True) -> str:
     if value != value:
         return "   n/a"
@@ -80,14 +95,11 @@ def empiar_table(data: Path, model_path: str | None, lomo: Path | None, threshol
     the model that never saw it, at the balanced threshold chosen on the *other*
     micrographs' out-of-fold scores (``realeval.choose_threshold``), and at ``threshold``."""
     folds = fold_models(lomo) if lomo else {}
-    models: dict[str, BadRegionModel] = {}
+    load = model_loader(lomo, model_path)
     items = load_empiar10017(data)
     probs, scores = {}, {}
     for item in items:
-        path = folds.get(item.name, model_path)
-        if str(path) not in models:
-            models[str(path)] = BadRegionModel(path, device="cpu")
-        probs[item.name] = probability(models[str(path)], item.image, item.box_size, region_seed, region_step)
+        probs[item.name] = probability(load(item.name), item.image, item.box_size, region_seed, region_step)
         scores[item.name] = pick_scores(probs[item.name], item.target, item.particles, item.box_size)
     complete = bool(folds) and all(item.name in folds for item in items)
     tables = [(f"default threshold {threshold}", {item.name: threshold for item in items})]
@@ -117,18 +129,17 @@ def empiar_looks_table(data: Path, model_path: str | None, lomo: Path | None, th
                        region_seed: float = REGION_SEED, region_step: float = REGION_STEP) -> list[dict]:
     """EMPIAR-10017 in the looks of the robustness table (each micrograph by its fold model
     with ``lomo``), the labelled regions resampled with the image."""
-    folds = fold_models(lomo) if lomo else {}
+    load = model_loader(lomo, model_path)
     print(f"\n## EMPIAR-10017 in other looks, threshold {threshold}: "
-          + ("leave-micrographs-out (fold models)" if folds else f"model {model_path or 'shipped'}"))
+          + ("leave-micrographs-out (fold models)" if lomo else f"model {model_path or 'shipped'}"))
     print("| micrograph | look | pixel AUC | deep bad removed (n) | good kept (n) | good area flagged |")
     print("|---|---|---|---|---|---|")
     rows = []
     for item in load_empiar10017(data):
-        model = BadRegionModel(folds.get(item.name, model_path), device="cpu")
         for look in LOOKS:
             if look == "as published":
                 continue
-            r = evaluate_look(model, item, look, threshold, region_seed, region_step, regions=True)
+            r = evaluate_look(load(item.name), item, look, threshold, region_seed, region_step, regions=True)
             rows.append({"name": item.name, "look": look, **r})
             print(f"| {item.name.split('-')[-1]} | {look} | {fmt(r['pixel_auc'], False)} | {fmt(r['deep_bad_removed'])} "
                   f"({r['n_deep_bad']}) | {fmt(r['good_kept'])} ({r['n_good']}) | {fmt(r['area_flagged'])} |")

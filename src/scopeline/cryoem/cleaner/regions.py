@@ -174,11 +174,10 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
         of the field is probably off its domain (the guard's threshold,
         ``flagged_fraction`` > 0.5); its regions are not bounded by ice but by its own
         holes, and along their long, ragged boundaries one window passes ``min_step`` by
-        chance. On two noisy
-        EMPIAR-10059 micrographs, false alarms over 83-94 % of the field stepped on 4-30
-        of 4,780-12,588 ring pixels, and the one-window rule of session 7 kept them; the
-        simulated carbon regions over 51-86 % of a field with a hole edge in view stepped
-        on 71-2,171. Elsewhere the one-window rule stays: asking a quarter box of every
+        chance. On two noisy EMPIAR-10059 micrographs, false alarms over 83-94 % of the
+        field stepped on 4-30 of 4,780-12,588 ring pixels, and the one-window rule of
+        session 7 kept them; the simulated carbon regions over 51-86 % of a field with a
+        hole edge in view stepped on 71-2,171. Elsewhere the one-window rule stays: asking a quarter box of every
         region damped real carbon and contamination joined to false alarms, whose step
         showed on fewer ring pixels (4 and 12 on 16_59_12's carbon wedge in two looks;
         docs/clean.md, "Session 8"). ``wide >= 1`` turns this off.
