@@ -123,6 +123,26 @@ def test_simulation_is_reproducible_and_physical():
     assert len(darker) >= 4 and np.mean(darker) >= 0.6
 
 
+def test_a_simulation_recorded_at_another_pixel_size_is_the_same_micrograph():
+    """sampling 2 is the simulation grid itself (Poisson counts per grid pixel), 0.5 the
+    4 x 4 grid average: 2 x 2 block means of the finer recording give the coarser one
+    exactly, the box scales with the sampling and the particles stay on the same spots."""
+    coarse, model, fine = (simulate_micrograph(11, 96, s) for s in (0.5, 1.0, 2.0))
+    assert fine.image.shape == (192, 192) and coarse.image.shape == (48, 48)
+
+    def block2(a):
+        return a.reshape(a.shape[0] // 2, 2, a.shape[1] // 2, 2).mean(axis=(1, 3))
+
+    for finer, coarser in ((fine, model), (model, coarse)):
+        np.testing.assert_allclose(block2(finer.image), coarser.image, rtol=1e-5)
+        np.testing.assert_allclose(block2(finer.mask), coarser.mask, rtol=1e-6)
+        assert finer.box_size == pytest.approx(2 * coarser.box_size)
+        np.testing.assert_allclose(finer.particles, 2 * coarser.particles)
+    assert fine.image.mean() == pytest.approx(model.image.mean(), rel=1e-5)
+    with pytest.raises(ValueError, match="sampling"):
+        simulate_micrograph(11, 96, 3.0)
+
+
 def test_only_regions_holding_a_confident_pixel_stay_bad():
     prob = np.full((40, 60), 0.1, np.float32)
     prob[5:15, 5:25] = 0.6  # moderate everywhere, nothing sure: a false alarm

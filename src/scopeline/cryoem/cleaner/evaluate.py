@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from scopeline.cryoem.cleaner.predict import predict_probability
-from scopeline.cryoem.cleaner.preprocess import robust_normalise
+from scopeline.cryoem.cleaner.preprocess import prepare, robust_normalise
 from scopeline.cryoem.cleaner.regions import REGION_LOW, REGION_STEP, stepped_probability
 from scopeline.cryoem.cleaner.score import box_means, keep_decision
 from scopeline.cryoem.cleaner.synth import random_picks, simulate_micrograph
@@ -33,25 +33,31 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def collect(model, seeds: Iterable[int], size: int = 384, rescale: float = 1.0,
-            region_step: float = REGION_STEP) -> dict[str, np.ndarray]:
+            region_step: float = REGION_STEP, sampling: float | None = None) -> dict[str, np.ndarray]:
     """Predicted pixel probabilities, true labels and per-pick scores over ``seeds``.
 
-    ``rescale`` != 1 resamples each micrograph before the model (a box that is not 16 px,
-    a different noise texture) and the probability back, to test robustness.
-    ``region_step``: the image-step rule as ``scopeline clean`` applies it (default on;
-    ``regions.stepped_probability``).
+    By default each simulation is fed as it is made, at model scale. ``rescale`` != 1
+    resamples it (interpolated) before the model and the probability back, the box not
+    changed: a micrograph whose box is mis-set by ``1 / rescale``. ``sampling`` records the
+    simulation at another pixel size (``synth.simulate_micrograph``; 2: half the pixel
+    size, box doubled) and scales it by its box as ``scopeline clean`` does
+    (:func:`scopeline.cryoem.cleaner.preprocess.prepare`). ``region_step``: the image-step
+    rule as ``scopeline clean`` applies it (default on; ``regions.stepped_probability``).
     """
     pixel_prob, pixel_true, pick_score, pick_class = [], [], [], []
     for seed in seeds:
-        micrograph = simulate_micrograph(seed, size)
-        prob = _predict_resampled(model, micrograph.image, rescale, region_step)
+        micrograph = simulate_micrograph(seed, size, 1.0 if sampling is None else sampling)
+        box = None if sampling is None else micrograph.box_size
+        prob = _predict_resampled(model, micrograph.image, rescale, region_step, box)
         certain = (micrograph.mask == 0) | (micrograph.mask == 1)
-        pixel_prob.append(prob[certain][::7])  # a subsample keeps the AUC cheap
-        pixel_true.append(micrograph.mask[certain][::7] == 1)
+        step = max(1, round(7 * (1 if sampling is None else sampling) ** 2))  # a subsample keeps the AUC cheap
+        pixel_prob.append(prob[certain][::step])
+        pixel_true.append(micrograph.mask[certain][::step] == 1)
         picks = random_picks(np.random.default_rng(seed), micrograph, n_junk=60)
         x, y, box = picks[:, 0], picks[:, 1], micrograph.box_size
         true_fraction = box_means(micrograph.mask, x, y, box)
-        centre_bad = micrograph.mask[np.clip(y.astype(int), 0, size - 1), np.clip(x.astype(int), 0, size - 1)] > 0.5
+        side = micrograph.mask.shape[0]
+        centre_bad = micrograph.mask[np.clip(y.astype(int), 0, side - 1), np.clip(x.astype(int), 0, side - 1)] > 0.5
         pick_class.append(np.where(centre_bad, "bad", np.where(true_fraction == 0, "good", "border")))
         pick_score.append(1 - box_means(prob, x, y, box))
     return {
@@ -62,15 +68,17 @@ def collect(model, seeds: Iterable[int], size: int = 384, rescale: float = 1.0,
     }
 
 
-def _predict_resampled(model, image: np.ndarray, rescale: float, region_step: float) -> np.ndarray:
+def _predict_resampled(model, image: np.ndarray, rescale: float, region_step: float,
+                       box: float | None = None) -> np.ndarray:
     if rescale != 1.0:
         side = max(16, int(round(image.shape[0] * rescale)))
         method = cv2.INTER_AREA if rescale < 1 else cv2.INTER_LINEAR
-        small = robust_normalise(cv2.resize(image, (side, side), interpolation=method))
+        image_seen = cv2.resize(image, (side, side), interpolation=method)
     else:
-        small = robust_normalise(image)
+        image_seen = image
+    small = robust_normalise(image_seen) if box is None else prepare(image_seen, box)[0]
     prob = stepped_probability(predict_probability(small, model), small, REGION_LOW, region_step)
-    return prob if rescale == 1.0 else cv2.resize(prob, image.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return prob if prob.shape == image.shape else cv2.resize(prob, image.shape[::-1], interpolation=cv2.INTER_LINEAR)
 
 
 def pick_rates(data: dict[str, np.ndarray], threshold: float) -> dict[str, float]:

@@ -10,7 +10,14 @@ CLIP = 8.0  # normalised values beyond +-CLIP carry no extra information
 
 
 def downsample_factor(box_size: float, model_box: float = MODEL_BOX_PX) -> float:
-    """Factor by which the micrograph is shrunk so that ``box_size`` becomes ``model_box``."""
+    """Factor by which the micrograph is shrunk so that ``box_size`` becomes ``model_box``.
+
+    Never below 1: a micrograph whose box is under ``model_box`` px is fed as it is, not
+    upsampled. On 30 held-out simulations recorded at twice the model's pixel size (box
+    6.5-10 px), fed as they are: 91.0 % of good picks kept, 65.5 % of bad ones removed;
+    upsampled to the model's scale: 83.9 / 57.0 % (bilinear), 85.9 / 56.9 % (bicubic). The
+    interpolated texture reads as bad, as it did in the first weights (docs/clean.md).
+    """
     if box_size <= 0:
         raise ValueError(f"box size must be positive, got {box_size}")
     return max(float(box_size) / model_box, 1.0)

@@ -39,8 +39,18 @@ class SyntheticMicrograph:
     box_size: float  # particle box at model scale (px)
 
 
-def simulate_micrograph(seed: int | np.random.Generator, size: int = 256) -> SyntheticMicrograph:
-    """One random micrograph at model scale (``size`` x ``size``) with its true mask."""
+def simulate_micrograph(seed: int | np.random.Generator, size: int = 256, sampling: float = 1.0) -> SyntheticMicrograph:
+    """One random micrograph at model scale (``size`` x ``size``) with its true mask.
+
+    ``sampling`` (pixels per model pixel) records the same micrograph at another pixel
+    size, with the noise that pixel size has: 2 gives the simulation grid itself (half the
+    pixel size, ``2 * size`` px, box doubled), 0.5 averages 4 x 4 grid pixels (twice the
+    pixel size). ``OVERSAMPLE / sampling`` must be a whole number.
+    """
+    block = OVERSAMPLE / sampling
+    if block < 1 or block != int(block):
+        raise ValueError(f"sampling must divide {OVERSAMPLE} into a whole number of grid pixels, got {sampling}")
+    block = int(block)
     rng = np.random.default_rng(seed)
     n = size * OVERSAMPLE
     box_model = rng.uniform(13.0, 20.0)  # the box the user would give, at model scale
@@ -97,10 +107,10 @@ def simulate_micrograph(seed: int | np.random.Generator, size: int = 256) -> Syn
     counts = rng.poisson(np.clip(intensity * gain * dose, 0, None)).astype(np.float32)
 
     return SyntheticMicrograph(
-        image=_block_mean(counts, OVERSAMPLE),
-        mask=_block_mean(bad.astype(np.float32), OVERSAMPLE),
-        particles=centres / OVERSAMPLE,
-        box_size=box_model,
+        image=_block_mean(counts, block),
+        mask=_block_mean(bad.astype(np.float32), block),
+        particles=centres / block,
+        box_size=box_model * sampling,
     )
 
 
