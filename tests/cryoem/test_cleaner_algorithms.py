@@ -238,6 +238,40 @@ def test_a_false_alarm_bridged_to_a_real_defect_is_judged_on_its_own():
     assert np.all(out[patch] == pytest.approx(0.175)) and np.array_equal(out[blob], prob[blob])
 
 
+def test_where_most_of_the_field_is_flagged_only_what_is_darker_than_the_ice_stays_bad():
+    """A false alarm over half the field joined to a dark contamination: the step is the
+    contamination's, so only the part darker than the ice around that step (and its rim)
+    stays bad (session 9). A film darker than the ice behind an edge over most of the
+    field stays whole, and so does a region whose stepped side is brighter (the network
+    may have flagged a hole with its film: which side is the defect is not known)."""
+    rng = np.random.default_rng(1)
+    ice = rng.normal(0, 0.5, (240, 240)).astype(np.float32)
+    blob = np.zeros(ice.shape, bool)
+    blob[100:140, 160:200] = True
+    alarm = np.zeros(ice.shape, bool)
+    alarm[20:220, 20:170] = True  # 52 % of the field, on plain ice
+    prob = np.full(ice.shape, 0.05, np.float32)
+    prob[alarm], prob[blob] = 0.6, 0.9
+
+    dark = ice.copy()
+    dark[blob] -= 3.0
+    out = stepped_probability(prob, dark, 0.35, 6.0)
+    assert np.array_equal(out[110:130, 175:195], prob[110:130, 175:195])  # the contamination stays
+    assert np.all(out[30:210, 30:130] == pytest.approx(0.175))  # the false alarm is damped, a box away from it
+    assert np.array_equal(stepped_probability(prob, dark, 0.35, 6.0, dark_part=False), prob)  # session 8: kept whole
+
+    bright = ice.copy()
+    bright[blob] += 3.0  # a bright crystal: which side is the defect is not told by the level
+    assert np.array_equal(stepped_probability(prob, bright, 0.35, 6.0), prob)
+
+    film = ice.copy()
+    yy, xx = np.mgrid[0:240, 0:240]
+    carbon = xx < 170 + 0.2 * (yy - 120)  # a hole edge crossing the field, film on the left (~70 %)
+    film[carbon] -= 1.0
+    flagged = np.where(carbon, np.float32(0.6), np.float32(0.05))
+    assert np.array_equal(stepped_probability(flagged, film, 0.35, 6.0), flagged)
+
+
 def test_a_padded_border_is_found_and_is_no_step():
     from scopeline.cryoem.cleaner.regions import padded_border
 
