@@ -207,6 +207,7 @@ def clean(
     invert_contrast: bool = typer.Option(False, "--invert-contrast", help="Micrographs have bright particles on a dark background."),
     region_seed: float = typer.Option(_default(CleanParams, "region_seed"), "--region-seed", help="Off (0) by default. E.g. 0.8: a candidate bad region counts only if it holds a core (one box) at least this probable: removes false alarms on clean ice for a model confident on real carbon (docs/clean.md)."),
     region_step: float = typer.Option(_default(CleanParams, "region_step"), "--region-step", help="A candidate bad region counts only if the image steps across its boundary this many times the field's own fluctuation (default 6): removes false alarms on smoothly darker ice; 0 turns it off (docs/clean.md)."),
+    region_dark_part: bool = typer.Option(_default(CleanParams, "region_dark_part"), "--region-dark-part/--no-region-dark-part", help="Where the candidate regions cover most of the micrograph, of a region stepping darker only what is darker than the ice around the step stays bad (default on; docs/clean.md, session 9)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model weights (.onnx or .pt; default: the shipped model)."),
     device: str = typer.Option(_default(CleanParams, "device"), "--device", help="auto | cpu | cuda | torch-cpu."),
     threads: int = typer.Option(_default(CleanParams, "threads"), "--threads", help="Inference threads (per worker)."),
@@ -223,7 +224,8 @@ def clean(
     extra = {} if threshold is None else {"threshold": threshold}
     params = _params(CleanParams, box_size=box_size, save_masks=save_masks, thumbnails=thumbnails,
                      min_kept=min_kept, batch_size=batch_size, model=model, device=device, threads=threads,
-                     invert_contrast=invert_contrast, region_seed=region_seed, region_step=region_step, pixel_size=pixel_size,
+                     invert_contrast=invert_contrast, region_seed=region_seed, region_step=region_step,
+                     region_dark_part=region_dark_part, pixel_size=pixel_size,
                      other_pixel_size=other_pixel_size, output_scale=output_scale, **extra)
     stream = _stream_options(watch, idle_timeout, stop_file, poll_interval, batch_size, min_file_age)
     summary = run_clean(micrographs, coords, out_dir, params, other_micrographs=other_micrographs or None,

@@ -229,3 +229,10 @@ def test_a_new_revision_of_the_region_rules_is_measured_afresh(monkeypatch):
     before = clean_module.TOOL.journal_key(params)
     monkeypatch.setattr(regions, "RULES_REVISION", regions.RULES_REVISION + 1)
     assert clean_module.TOOL.journal_key(params) != before
+
+
+def test_turning_the_dark_part_rule_off_is_measured_afresh():
+    params = CleanParams(box_size=BOX)
+    assert params.region_dark_part
+    off = CleanParams(box_size=BOX, region_dark_part=False)
+    assert clean_module.TOOL.journal_key(off) != clean_module.TOOL.journal_key(params)

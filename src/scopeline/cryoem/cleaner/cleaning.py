@@ -11,12 +11,13 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from scopeline.cryoem.cleaner.regions import REGION_LOW, REGION_SEED, REGION_SEED_BOXES, REGION_STEP
+from scopeline.cryoem.cleaner.regions import REGION_LOW, REGION_SEED, REGION_SEED_BOXES, REGION_STEP, WIDE_DARK_PART
 
 DEFAULT_THRESHOLD = 0.65  # balanced on validation seeds: see docs/clean.md
 GUARD_FRACTION = 0.5  # a micrograph flagged bad over more than this fraction gets a warning
 MEASURE_FIELDS = ("box_size", "model", "tile", "overlap", "invert_contrast", "pixel_size",
-                  "other_pixel_size", "output_scale", "region_low", "region_seed", "region_seed_boxes", "region_step")  # what changes the scores
+                  "other_pixel_size", "output_scale", "region_low", "region_seed", "region_seed_boxes", "region_step",
+                  "region_dark_part")  # what changes the scores
 
 
 class CleanParams(BaseModel):
@@ -45,6 +46,10 @@ class CleanParams(BaseModel):
     region_step: float = Field(REGION_STEP, ge=0,
                                description="a candidate region is bad only if the image steps across its boundary this "
                                            "many times the field's fluctuation (default 6; 0: off; regions.py)")
+    region_dark_part: bool = Field(WIDE_DARK_PART,
+                                   description="where candidate regions cover most of the micrograph, of a region "
+                                               "stepping darker only what is darker than the ice around the step "
+                                               "stays bad (regions.stepped_probability, dark_part)")
     invert_contrast: bool = Field(False, description="micrographs have bright particles on dark")
     pixel_size: float | None = Field(None, gt=0, description="A/px of the coordinates' micrographs")
     other_pixel_size: float | None = Field(None, gt=0, description="A/px of --other-micrographs")
@@ -68,7 +73,7 @@ def bad_region_probability(image: np.ndarray, box: float, model, params: CleanPa
     if params.invert_contrast:
         small = -small
     prob = predict_probability(small, model, params.tile, params.overlap)
-    prob = stepped_probability(prob, small, params.region_low, params.region_step)
+    prob = stepped_probability(prob, small, params.region_low, params.region_step, dark_part=params.region_dark_part)
     return seeded_probability(prob, params.region_low, params.region_seed, params.region_seed_boxes), small
 
 
