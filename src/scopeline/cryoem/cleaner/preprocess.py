@@ -14,7 +14,8 @@ def downsample_factor(box_size: float, model_box: float = MODEL_BOX_PX) -> float
 
     Never below 1: a micrograph whose box is under ``model_box`` px is fed as it is, not
     upsampled. On 30 held-out simulations recorded at twice the model's pixel size (box
-    6.5-10 px), fed as they are: 91.0 % of good picks kept, 65.5 % of bad ones removed;
+    6.5-10 px), under the session-8 region rules, fed as they are: 91.0 % of good picks
+    kept (95.6 % under session 9's), 65.5 % of bad ones removed;
     upsampled to the model's scale: 83.9 / 57.0 % (bilinear), 85.9 / 56.9 % (bicubic). The
     interpolated texture reads as bad, as it did in the first weights (docs/clean.md).
     """
