@@ -259,6 +259,11 @@ def test_where_most_of_the_field_is_flagged_only_what_is_darker_than_the_ice_sta
     assert np.array_equal(out[110:130, 175:195], prob[110:130, 175:195])  # the contamination stays
     assert np.all(out[30:210, 30:130] == pytest.approx(0.175))  # the false alarm is damped, a box away from it
     assert np.array_equal(stepped_probability(prob, dark, 0.35, 6.0, dark_part=False), prob)  # session 8: kept whole
+    thick = dark.copy()
+    thick[40:80, 40:80] -= 4.0  # a thick contamination inside the false alarm, its edge hidden by it
+    enclosed = stepped_probability(prob, thick, 0.35, 6.0)
+    assert np.array_equal(enclosed[45:75, 45:75], prob[45:75, 45:75])  # as dark as the stepped side: stays
+    assert np.all(enclosed[150:210, 30:130] == pytest.approx(0.175))
 
     bright = ice.copy()
     bright[blob] += 3.0  # a bright crystal: which side is the defect is not told by the level

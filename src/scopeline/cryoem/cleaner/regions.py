@@ -189,8 +189,8 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
         passes with its stepped boundary darker inside than outside (medians of the box
         means over the stepped ring pixels), only the parts of it darker than that outside
         level by half ``min_step`` (box means of the smoothed image) that reach within
-        ``band`` px of the stepped boundary stay bad, with a rim of ``band`` px (where box
-        means mix the two sides). Contamination, carbon and aggregates are darker than the
+        ``band`` px of the stepped boundary, or hold a box as dark as its inside, stay
+        bad, with a rim of ``band`` px (where box means mix the two sides). Contamination, carbon and aggregates are darker than the
         ice; a false alarm joined to one by the network's moderate probability is at the
         ice's level. With the shipped weights: on the real EMPIAR-10059 micrograph with an
         aggregate (CryoPPP stack_0003) particles kept 40 -> 96 % (flagged 68 -> 5 %), at
@@ -203,7 +203,10 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
         denoised 59.5 -> 50.9 %, at twice the pixel size 45.3 -> 29.0 %; docs/clean.md,
         "Session 9"). A brighter stepped side is left whole: there the step can be a
         flagged hole's, and splitting by level kept the hole and dropped the film
-        (simulated bad removed 77.7 -> 71.9 %).
+        (simulated bad removed 77.7 -> 71.9 %). Keeping only the parts that reach the step
+        dropped a thick contamination enclosed by the false alarm in the demo (bad picks
+        removed 56 -> 2 of 57 on one micrograph); keeping every part darker than the ice
+        kept dark patches of the false alarm (denoised good kept 88.8 %).
 
     Returns
     -------
@@ -273,7 +276,10 @@ def _unlike_dark_side(region: np.ndarray, hit: np.ndarray, inside: np.ndarray, o
     if dark >= around:
         return np.zeros(region.shape, bool)
     alike = region & (local_level < around - min_step / 2)  # darker than the ice by half a step
-    parts, _ = ndi.label(alike)
-    reached = np.unique(parts[ndi.binary_dilation(stepped, iterations=band) & alike])
-    dark_part = ndi.binary_dilation(np.isin(parts, reached[reached > 0]), iterations=band)  # with its rim
-    return region & ~dark_part
+    parts, n = ndi.label(alike)
+    keep = np.zeros(n + 1, bool)
+    keep[parts[ndi.binary_dilation(stepped, iterations=band) & alike]] = True  # reaching the step
+    if n:
+        keep[1:] |= np.asarray(ndi.minimum(local_level, parts, np.arange(1, n + 1))) <= dark  # or a box as dark
+    keep[0] = False
+    return region & ~ndi.binary_dilation(keep[parts], iterations=band)  # with its rim
