@@ -193,7 +193,7 @@ def stepped_probability(prob: np.ndarray, image: np.ndarray, low: float = REGION
         bad, with a rim of ``band`` px (where box means mix the two sides). Contamination, carbon and aggregates are darker than the
         ice; a false alarm joined to one by the network's moderate probability is at the
         ice's level. With the shipped weights: on the real EMPIAR-10059 micrograph with an
-        aggregate (CryoPPP stack_0003) particles kept 40 -> 96 % (flagged 68 -> 5 %), at
+        aggregate (CryoPPP stack_0003) particles kept 40 -> 92 % (flagged 68 -> 6 %), at
         half the pixel size 44 -> 92 %; on the simulated held-out micrographs denoised +
         CLAHE good picks kept 88.2 -> 94.1 % (20; 90.4 -> 94.3 % of 30), bad removed
         unchanged; every EMPIAR-10017 and CryoPPP validation figure unchanged, with both
